@@ -1,0 +1,211 @@
+"""Warehouse I/O: the one module that reads and writes tables.
+
+DuckDB (a local file) is the default warehouse; PostgreSQL is reached by a SQLAlchemy
+URL. Feature SQL is DuckDB SQL: on PostgreSQL the canonical tables are read into an
+in-memory DuckDB first, so the same definitions run on both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse problem the user can fix (unreachable server, missing table, ...)."""
+
+
+def _check_name(name: str) -> str:
+    # Table names go into SQL text; only plain identifiers are allowed.
+    if not _NAME.match(name):
+        raise ValueError(f"not a plain table name: {name!r}")
+    return name
+
+
+class Warehouse:
+    """A connection to the warehouse named by `url` (duckdb:///file or postgresql://...)."""
+
+    def __init__(self, url: str, read_only: bool = False) -> None:
+        self.url = url
+        self.read_only = read_only
+        self._duck: duckdb.DuckDBPyConnection | None = None
+        self._engine = None
+        if url.startswith("duckdb://"):
+            self.kind = "duckdb"
+            path = url.removeprefix("duckdb://").removeprefix("/")
+            self.path: Path | None = Path(path) if path and path != ":memory:" else None
+        elif url.startswith("postgresql"):
+            self.kind = "postgresql"
+            self.path = None
+        else:
+            raise WarehouseError(f"warehouse url {url!r}: use duckdb:///FILE or postgresql://...")
+
+    # -- connections -------------------------------------------------------------
+    def duck(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection on which the warehouse tables can be queried by name."""
+        if self._duck is None:
+            if self.kind == "duckdb":
+                if self.path is None:
+                    self._duck = duckdb.connect(":memory:")
+                else:
+                    if self.read_only and not self.path.exists():
+                        raise WarehouseError(
+                            f"warehouse {self.path} does not exist yet; import data first "
+                            "(`propensity data import` or `propensity data synth`)"
+                        )
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        self._duck = duckdb.connect(str(self.path), read_only=self.read_only)
+                    except duckdb.IOException as e:
+                        raise WarehouseError(f"cannot open warehouse {self.path}: {e}") from None
+            else:
+                self._duck = duckdb.connect(":memory:")
+                for name in self._pg_tables():
+                    self._duck.register(name, self._pg_read(name))
+        return self._duck
+
+    def _pg(self):
+        if self._engine is None:
+            import sqlalchemy
+
+            url = self.url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            self._engine = sqlalchemy.create_engine(url)
+        return self._engine
+
+    def _pg_tables(self) -> list[str]:
+        import sqlalchemy
+
+        try:
+            return sqlalchemy.inspect(self._pg()).get_table_names()
+        except sqlalchemy.exc.OperationalError as e:
+            first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+            raise WarehouseError(f"cannot reach PostgreSQL at {self._safe_url()}: {first}") from None
+
+    def _pg_read(self, name: str) -> pd.DataFrame:
+        with self._pg().connect() as conn:
+            return pd.read_sql_table(name, conn)
+
+    def _safe_url(self) -> str:
+        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
+
+    def close(self) -> None:
+        if self._duck is not None:
+            self._duck.close()
+            self._duck = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------------
+    def tables(self) -> list[str]:
+        """Names of the tables (and views) in the warehouse."""
+        if self.kind == "postgresql":
+            return sorted(self._pg_tables())
+        rows = self.duck().execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = current_schema() order by 1"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def has(self, name: str) -> bool:
+        return name in self.tables()
+
+    def read(self, name: str) -> pd.DataFrame:
+        """The whole table `name` as a DataFrame."""
+        _check_name(name)
+        if not self.has(name):
+            raise WarehouseError(f"table {name!r} is not in the warehouse {self._safe_url()}")
+        if self.kind == "postgresql":
+            return self._pg_read(name)
+        return self.duck().execute(f'select * from "{name}"').df()
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """Run DuckDB SQL against the warehouse tables and return the result."""
+        return self.duck().execute(sql, params or []).df()
+
+    # -- writing -------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[TableWriter]:
+        """Write several tables all-or-nothing: commit on success, roll back on any error."""
+        if self.read_only:
+            raise WarehouseError("warehouse opened read-only")
+        if self.kind == "postgresql":
+            with self._pg().begin() as conn:
+                yield _PgWriter(conn)
+            if self._duck is not None:  # the cached copy is stale now
+                self._duck.close()
+                self._duck = None
+            return
+        con = self.duck()
+        con.execute("begin transaction")
+        try:
+            yield _DuckWriter(con)
+        except BaseException:
+            con.execute("rollback")
+            raise
+        con.execute("commit")
+
+
+class TableWriter:
+    """Writes tables inside an open transaction."""
+
+    def replace(self, name: str, frame: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def append(self, name: str, frame: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+
+class _DuckWriter(TableWriter):
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def replace(self, name: str, frame: pd.DataFrame) -> None:
+        _check_name(name)
+        self.con.register("_incoming", frame)
+        try:
+            self.con.execute(f'create or replace table "{name}" as select * from _incoming')
+        finally:
+            self.con.unregister("_incoming")
+
+    def append(self, name: str, frame: pd.DataFrame) -> None:
+        _check_name(name)
+        exists = self.con.execute(
+            "select count(*) from information_schema.tables where table_name = ?", [name]
+        ).fetchone()[0]
+        if not exists:
+            self.replace(name, frame)
+            return
+        self.con.register("_incoming", frame)
+        try:
+            self.con.execute(f'insert into "{name}" by name select * from _incoming')
+        finally:
+            self.con.unregister("_incoming")
+
+
+class _PgWriter(TableWriter):
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def replace(self, name: str, frame: pd.DataFrame) -> None:
+        _check_name(name)
+        frame.to_sql(name, self.conn, if_exists="replace", index=False, chunksize=50_000)
+
+    def append(self, name: str, frame: pd.DataFrame) -> None:
+        _check_name(name)
+        frame.to_sql(name, self.conn, if_exists="append", index=False, chunksize=50_000)

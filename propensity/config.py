@@ -1,0 +1,222 @@
+"""`propensity.toml`: one validated, frozen configuration object per stage.
+
+The CLI reads the file once and passes the relevant section down; library code never
+reads the file or the environment itself. Secrets (database passwords) come from the
+environment through `${VAR}` references in URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_FILE = "propensity.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem the user can fix; the message says what to change."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WarehouseConfig(_Section):
+    """Where the canonical tables and the outputs live."""
+
+    url: str = "duckdb:///warehouse.duckdb"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if not (v.startswith("duckdb://") or v.startswith("postgresql")):
+            raise ValueError(
+                "must start with duckdb:/// (a file) or postgresql:// (a server URL)"
+            )
+        return v
+
+
+class MlflowConfig(_Section):
+    """The local MLflow store (used from the training stage on)."""
+
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: str = "mlruns/artifacts"
+
+
+class ImportConfig(_Section):
+    """How source files are read and checked."""
+
+    timestamp_format: str | None = None  # None: ISO 8601 (2024-03-01, 2024-03-01 10:15:00)
+    max_unparsable_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    csv_delimiter: str = ","
+
+
+class FeaturesConfig(_Section):
+    """Windows and horizons of the as-of features and labels."""
+
+    frequency_window_days: Annotated[int, Field(gt=0)] = 365
+    short_windows_days: tuple[int, ...] = (30, 90)
+    trend_window_days: Annotated[int, Field(gt=0)] = 90
+    horizon_days: Annotated[int, Field(gt=0)] = 90
+    snapshot_step_days: Annotated[int, Field(gt=0)] = 91
+    snapshot_count: Annotated[int, Field(gt=0)] = 4
+    output_dir: str = "out"
+
+
+class LightgbmConfig(_Section):
+    """Training resources (used from the training stage on)."""
+
+    num_threads: Annotated[int, Field(ge=0)] = 0  # 0: the cores that are free right now
+    seed: int = 42
+
+
+class Config(_Section):
+    """The whole `propensity.toml`."""
+
+    warehouse: WarehouseConfig = WarehouseConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    mapping: dict[str, dict[str, str]] = Field(default_factory=dict)
+    import_: ImportConfig = Field(default=ImportConfig(), alias="import")
+    features: FeaturesConfig = FeaturesConfig()
+    lightgbm: LightgbmConfig = LightgbmConfig()
+
+    @field_validator("mapping")
+    @classmethod
+    def _known_tables(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from features.schema import TABLES
+
+        for table, columns in v.items():
+            if table not in TABLES:
+                raise ValueError(f"unknown table {table!r}; use one of {', '.join(TABLES)}")
+            names = TABLES[table].names
+            extra_ok = TABLES[table].keep_extra_columns
+            for canonical in columns:
+                if canonical not in names and not extra_ok:
+                    raise ValueError(
+                        f"{table}: unknown column {canonical!r}; use one of {', '.join(names)}"
+                    )
+        return v
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(text: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is referenced in the config but not set")
+        return os.environ[name]
+
+    return _ENV_REF.sub(sub, text)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate a config file; defaults when `path` is None and no file exists.
+
+    Args:
+        path: the file to read; None means `./propensity.toml` if present.
+
+    Returns:
+        The validated, frozen configuration.
+
+    Raises:
+        ConfigError: with a one-line message naming the key and what is allowed.
+    """
+    if path is None:
+        path = Path(CONFIG_FILE)
+        if not path.exists():
+            return Config()
+    elif not path.exists():
+        raise ConfigError(f"config file {path} not found; create one with `propensity init`")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key; see `propensity init` for the keys that exist"
+        raise ConfigError(f"{path}: {key}: {msg}") from None
+    url = _expand_env(config.warehouse.url)
+    return config.model_copy(update={"warehouse": WarehouseConfig(url=url)})
+
+
+DEFAULT_TOML = """\
+# propensity.toml: settings for every `propensity` command run in this folder.
+# Every key is optional; the values shown are the defaults.
+
+[warehouse]
+# Where canonical tables and outputs live: a DuckDB file, or a PostgreSQL server
+# (postgresql://user:${PGPASSWORD}@host:5432/db; ${VAR} is read from the environment).
+url = "duckdb:///warehouse.duckdb"
+
+[mlflow]
+# Local tracking store: a sqlite database and artifacts, both under mlruns/.
+tracking_uri = "sqlite:///mlruns/mlflow.db"
+artifact_location = "mlruns/artifacts"
+
+[import]
+# Timestamp format of source files (strftime codes); leave unset for ISO 8601.
+# timestamp_format = "%d/%m/%Y %H:%M"
+# A file in which more than this share of a column cannot be parsed is refused whole
+# (a wrong format, not a few bad rows); below it, the bad rows are quarantined.
+max_unparsable_share = 0.05
+csv_delimiter = ","
+
+# Map your column names onto the canonical ones: [mapping.TABLE] canonical = "yours".
+# The same can be given per import with --map canonical=yours.
+# [mapping.transactions]
+# customer_id = "CustomerNo"
+# ts = "InvoiceDate"
+# amount = "LineTotal"
+# category = "ProductGroup"
+
+[features]
+# Frequency and average spend count purchases in this many days before the as-of date.
+frequency_window_days = 365
+# Extra windows for counts and spend.
+short_windows_days = [30, 90]
+# Trend: the last N days against the N days before them.
+trend_window_days = 90
+# Labels look this many days ahead of the as-of date: [as_of, as_of + horizon).
+horizon_days = 90
+# Training snapshots: this many cutoffs, this many days apart, ending at the latest
+# cutoff whose label window is complete.
+snapshot_step_days = 91
+snapshot_count = 4
+# Where `propensity features build` writes its Parquet files.
+output_dir = "out"
+
+[lightgbm]
+# Threads for LightGBM: 0 = the cores that are free when training starts. More threads
+# than free cores slows training by an order of magnitude on a busy machine.
+num_threads = 0
+seed = 42
+"""
+
+
+def write_default_config(folder: Path) -> Path:
+    """Write a commented default `propensity.toml` into `folder`; refuse to overwrite.
+
+    Args:
+        folder: the target folder (created if missing).
+
+    Returns:
+        The path written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / CONFIG_FILE
+    if target.exists():
+        raise ConfigError(f"{target} already exists; edit it, or remove it first")
+    target.write_text(DEFAULT_TOML)
+    return target
