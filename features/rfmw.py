@@ -1,0 +1,116 @@
+"""RFMW and order-history features, as named SQL expressions over orders before the as-of.
+
+Definitions (an order is a purchase when its net amount is > 0; an order's day is the
+day of its first line; "age" is whole days from that day to the as-of date, so the day
+before the as-of date has age 1):
+
+- recency_days: age of the last purchase.
+- frequency_<N>d: purchases with age <= N.
+- monetary_avg_<N>d: net amount of those purchases / their number (null when none).
+- spend_<N>d: net amount of all orders (returns included) with age <= N.
+- width_categories: distinct categories of lines with a positive amount.
+- frequency_trend / spend_trend: (last T days - prior T days) / (sum of both), in
+  [-1, 1]; null when both are zero.
+- tenure_days: age of the first purchase. purchases_total: all purchases.
+- gap_mean_days / gap_median_days / gap_std_days: gaps between consecutive distinct
+  purchase days; overdue_ratio = recency_days / gap_median_days (the usual gap).
+- returns_share_<N>d: amount returned / amount bought on lines with age <= N.
+"""
+
+from __future__ import annotations
+
+from propensity.config import FeaturesConfig
+
+from features.windows import before_as_of, days_before_as_of
+
+
+def lines_before_sql() -> str:
+    """Transaction lines visible to features."""
+    return f"select customer_id, order_id, ts, amount, category from transactions where {before_as_of('ts')}"
+
+
+def orders_sql() -> str:
+    """One row per order before the as-of: day, age, net, bought and returned amounts."""
+    return f"""
+        select customer_id, order_id,
+               min(ts)::date as day,
+               {days_before_as_of('min(ts)::date')} as age,
+               sum(amount) as net,
+               coalesce(sum(amount) filter (where amount > 0), 0) as bought,
+               coalesce(-sum(amount) filter (where amount < 0), 0) as returned
+        from lines_before group by customer_id, order_id"""
+
+
+def width_sql() -> str:
+    """Distinct categories bought; aggregated customer x category first (cheaper)."""
+    return """
+        select customer_id, count(*) as width_categories
+        from (select customer_id, category from lines_before where amount > 0
+              group by customer_id, category)
+        group by customer_id"""
+
+
+def gaps_sql() -> str:
+    """Gap statistics over consecutive distinct purchase days."""
+    return """
+        select customer_id,
+               avg(gap)::double as gap_mean_days,
+               median(gap)::double as gap_median_days,
+               stddev_samp(gap)::double as gap_std_days
+        from (select customer_id,
+                     date_diff('day', lag(day) over (partition by customer_id order by day), day) as gap
+              from (select distinct customer_id, day from orders where net > 0))
+        where gap is not null
+        group by customer_id"""
+
+
+def order_features_sql(cfg: FeaturesConfig) -> str:
+    """Recency, frequency, monetary, spend, trend, tenure and returns per customer."""
+    n = cfg.frequency_window_days
+    t = cfg.trend_window_days
+    # 90 days is also the activity window of the segments, so it is always built.
+    windows = sorted({*cfg.short_windows_days, n, 90})
+    parts = [
+        "min(age) filter (where net > 0) as recency_days",
+        "max(age) filter (where net > 0) as tenure_days",
+        "count(*) filter (where net > 0) as purchases_total",
+    ]
+    for w in windows:
+        parts += [
+            f"count(*) filter (where net > 0 and age <= {w}) as frequency_{w}d",
+            f"sum(net) filter (where net > 0 and age <= {w}) / count(*) filter (where net > 0 and age <= {w}) as monetary_avg_{w}d",
+            f"coalesce(sum(net) filter (where age <= {w}), 0) as spend_{w}d",
+        ]
+    last_f = f"count(*) filter (where net > 0 and age <= {t})"
+    prior_f = f"count(*) filter (where net > 0 and age > {t} and age <= {2 * t})"
+    last_s = f"coalesce(sum(net) filter (where net > 0 and age <= {t}), 0)"
+    prior_s = f"coalesce(sum(net) filter (where net > 0 and age > {t} and age <= {2 * t}), 0)"
+    parts += [
+        f"({last_f} - {prior_f})::double / nullif({last_f} + {prior_f}, 0) as frequency_trend",
+        f"({last_s} - {prior_s}) / nullif({last_s} + {prior_s}, 0) as spend_trend",
+        f"sum(returned) filter (where age <= {n}) / nullif(sum(bought) filter (where age <= {n}), 0) as returns_share_{n}d",
+    ]
+    return "select customer_id,\n  " + ",\n  ".join(parts) + "\nfrom orders group by customer_id"
+
+
+def rfmw_ctes(cfg: FeaturesConfig) -> list[tuple[str, str]]:
+    """Named SQL steps that end in `rfmw`: one row per customer with lines before as-of."""
+    return [
+        ("lines_before", lines_before_sql()),
+        ("orders", orders_sql()),
+        ("order_features", order_features_sql(cfg)),
+        ("width", width_sql()),
+        ("gaps", gaps_sql()),
+        (
+            "rfmw",
+            """
+            select c.customer_id, o.* exclude (customer_id),
+                   coalesce(w.width_categories, 0) as width_categories,
+                   g.gap_mean_days, g.gap_median_days, g.gap_std_days,
+                   o.recency_days / g.gap_median_days as overdue_ratio
+            from (select distinct customer_id from lines_before) c
+            join order_features o using (customer_id)
+            left join width w using (customer_id)
+            left join gaps g using (customer_id)""",
+        ),
+    ]

@@ -1,0 +1,155 @@
+"""Assemble the feature frame as of a cutoff, and stack several cutoffs for training.
+
+One row per customer with at least one transaction line before the as-of date. The SQL
+steps come from `rfmw`, `needs`, `attributes`, `segments` and `labels`; this module only
+puts them in order, supplies empty stand-ins for optional tables a warehouse lacks,
+and runs them on DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import pandas as pd
+
+from features.attributes import attribute_columns, attributes_sql, feature_name
+from features.labels import label_joins, label_select, labels_ctes
+from features.load import Warehouse, WarehouseError
+from features.needs import needs_count_columns, needs_ctes
+from features.rfmw import rfmw_ctes
+from features.segments import segments_sql
+from features.windows import Cutoff, snapshot_cutoffs
+from propensity.config import FeaturesConfig
+
+# Stand-ins with the canonical columns, used when an optional table is absent.
+_EMPTY = {
+    "needs_evaluations": (
+        "select null::varchar as customer_id, null::timestamp as evaluated_at, "
+        "null::varchar as need_level, null::varchar as dimension, null::bigint as urgency, "
+        "null::bigint as importance, null::bigint as solution_fit, null::varchar as orientation, "
+        "null::varchar as style, null::boolean as complaint where false"
+    ),
+    "contacts": (
+        "select null::varchar as campaign_id, null::varchar as customer_id, "
+        "null::timestamp as contacted_at, null::varchar as \"group\", "
+        "null::boolean as responded where false"
+    ),
+    "customers": "select null::varchar as customer_id where false",
+}
+
+SEGMENT_COLUMNS = (
+    "r_score", "f_score", "m_score", "w_score",
+    "rfmw_segment", "value_tier", "loyalty_tier", "activity", "risk_tier",
+)
+LABEL_COLUMNS = ("label_churn", "label_value", "label_purchases", "label_contacted", "label_response")
+
+
+def data_end(warehouse: Warehouse) -> date:
+    """The first date after the last transaction (the exclusive end of the data)."""
+    if not warehouse.has("transactions"):
+        raise WarehouseError("the warehouse has no transactions table; import data first")
+    last = warehouse.duck().execute("select max(ts) from transactions").fetchone()[0]
+    if last is None:
+        raise WarehouseError("the transactions table is empty")
+    return last.date() + timedelta(days=1)
+
+
+def _standins(warehouse: Warehouse) -> list[tuple[str, str]]:
+    have = set(warehouse.tables())
+    if "transactions" not in have:
+        raise WarehouseError("the warehouse has no transactions table; import data first")
+    return [(name, sql) for name, sql in _EMPTY.items() if name not in have]
+
+
+def features_sql(
+    cfg: FeaturesConfig, customer_columns: list[str], with_labels: bool, standins: list[tuple[str, str]]
+) -> str:
+    """The whole as-of query, parameterised by $as_of and $horizon_end."""
+    steps: list[tuple[str, str]] = list(standins)
+    steps += rfmw_ctes(cfg)
+    steps += needs_ctes(cfg)
+    steps.append(("attrs", attributes_sql(customer_columns)))
+    counts = needs_count_columns(cfg)
+    attr_names = [feature_name(c) for c in attribute_columns(customer_columns)]
+    base = (
+        "select r.*, "
+        + "".join(f"coalesce(n.{c}, 0) as {c}, " for c in counts)
+        + "n.* exclude (customer_id, " + ", ".join(counts) + ")"
+        + "".join(f", a.{c}" for c in attr_names)
+        + " from rfmw r left join needs n using (customer_id) left join attrs a using (customer_id)"
+    )
+    steps.append(("base", base))
+    steps.append((
+        "segmented",
+        f"select * exclude (r, f, m, w), r as r_score, f as f_score, m as m_score, w as w_score "
+        f"from ({segments_sql(cfg.frequency_window_days)})",
+    ))
+    final = "select s.*"
+    if with_labels:
+        steps += labels_ctes()
+        final += ", " + label_select() + " from segmented s" + label_joins("s")
+    else:
+        final += " from segmented s"
+    final += " order by s.customer_id"
+    return "with " + ",\n".join(f"{name} as ({sql})" for name, sql in steps) + "\n" + final
+
+
+def build_features(
+    warehouse: Warehouse, as_of: date, cfg: FeaturesConfig, with_labels: bool = True
+) -> pd.DataFrame:
+    """Features (and labels, when asked) as of a cutoff, one row per customer.
+
+    Args:
+        warehouse: holds the canonical tables.
+        as_of: the cutoff; features see rows strictly before it.
+        cfg: windows and horizon.
+        with_labels: add label columns from [as_of, as_of + horizon).
+
+    Returns:
+        One row per customer with transaction history before `as_of`, sorted by id.
+    """
+    standins = _standins(warehouse)
+    customer_columns = (
+        list(warehouse.query("select * from customers limit 0").columns)
+        if warehouse.has("customers")
+        else ["customer_id"]
+    )
+    sql = features_sql(cfg, customer_columns, with_labels, standins)
+    cutoff = Cutoff(as_of, cfg.horizon_days)
+    params = cutoff.params()
+    if not with_labels:
+        params.pop("horizon_end")  # DuckDB refuses parameters the query does not use
+    frame = warehouse.duck().execute(sql, params).df()
+    frame.insert(1, "as_of", pd.Timestamp(as_of))
+    return frame
+
+
+def build_snapshots(
+    warehouse: Warehouse,
+    cfg: FeaturesConfig,
+    cutoffs: list[date] | None = None,
+    progress: Callable[[date], None] | None = None,
+) -> pd.DataFrame:
+    """Features and labels stacked over several cutoffs (default: the latest labelled ones).
+
+    Args:
+        warehouse: holds the canonical tables.
+        cfg: windows, horizon and the snapshot schedule.
+        cutoffs: as-of dates; None means `snapshot_count` cutoffs `snapshot_step_days`
+            apart, the latest one with a complete label window.
+        progress: called with each cutoff before it is built.
+
+    Returns:
+        The stacked frame, with an `as_of` column.
+    """
+    if cutoffs is None:
+        cutoffs = snapshot_cutoffs(
+            data_end(warehouse), cfg.horizon_days, cfg.snapshot_step_days, cfg.snapshot_count
+        )
+    frames = []
+    for cutoff in cutoffs:
+        if progress is not None:
+            progress(cutoff)
+        frames.append(build_features(warehouse, cutoff, cfg, with_labels=True))
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,285 @@
+"""The `propensity` command line: thin typed commands over the packages' functions.
+
+User-caused problems (bad config, missing column, malformed file, missing table) end
+with a one-line `error:` message and exit code 1; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from propensity.config import CONFIG_FILE, Config, ConfigError, load_config, write_default_config
+
+app = typer.Typer(
+    help="Churn risk, campaign response and future value for every customer, explained.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Bring data into the warehouse: files, public data sets, the sample world.", no_args_is_help=True)
+features_app = typer.Typer(help="Build as-of RFMW, needs and segment features.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help=f"Config file (default: ./{CONFIG_FILE} if present, else built-in defaults)."),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from features.importer import ImportRefused
+    from features.load import WarehouseError
+
+    return (ConfigError, ImportRefused, WarehouseError)
+
+
+def friendly(fn: F) -> F:
+    """Turn user-caused errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _user_errors() as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def say(message: str) -> None:
+    """Progress and results go to stderr, so stdout stays clean for data."""
+    typer.echo(message, err=True)
+
+
+def _parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: use a date like 2024-06-30") from None
+
+
+def _open_warehouse(cfg: Config, read_only: bool = False):
+    from features.load import Warehouse
+
+    return Warehouse(cfg.warehouse.url, read_only=read_only)
+
+
+# -- init ---------------------------------------------------------------------------
+@app.command()
+@friendly
+def init(
+    folder: Annotated[Path, typer.Argument(help="Where to write propensity.toml.")] = Path("."),
+) -> None:
+    """Write a commented default propensity.toml (warehouse, MLflow store, mapping, windows)."""
+    path = write_default_config(folder)
+    say(f"wrote {path}; edit it, then import data with `propensity data import` or try `propensity data synth`")
+
+
+# -- data ---------------------------------------------------------------------------
+def _parse_maps(maps: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in maps:
+        canonical, sep, source = item.partition("=")
+        if not sep or not canonical or not source:
+            raise ConfigError(f"--map {item!r}: write it as canonical=source, e.g. --map ts=InvoiceDate")
+        out[canonical.strip()] = source.strip()
+    return out
+
+
+@data_app.command("import")
+@friendly
+def data_import(
+    table: Annotated[str, typer.Argument(help="Canonical table: transactions, customers, needs_evaluations, campaigns or contacts.")],
+    file: Annotated[Path, typer.Argument(help="A .csv or .parquet file.")],
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", "-m", help="canonical=source column name; repeat for each column that differs (adds to \\[mapping.TABLE] of the config)."),
+    ] = None,
+    append: Annotated[bool, typer.Option(help="Add to the table instead of replacing it.")] = False,
+    extracted_at: Annotated[
+        str | None, typer.Option(help="When the file was extracted (YYYY-MM-DD[THH:MM]); rows dated later are rejected. Default: now.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Import one file into a canonical table; bad rows go to rejected_<TABLE> with a reason.
+
+    The whole import is one transaction: a refused file (missing column, wrong date or
+    number format, empty or unreadable) leaves the warehouse exactly as it was.
+    """
+    from features.importer import import_file
+    from features.schema import table as get_table
+
+    cfg = load_config(config)
+    try:
+        spec = get_table(table)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    mapping = {**cfg.mapping.get(table, {}), **_parse_maps(map_ or [])}
+    when = None
+    if extracted_at:
+        try:
+            when = datetime.fromisoformat(extracted_at)
+        except ValueError:
+            raise ConfigError(f"--extracted-at {extracted_at!r}: use a date like 2024-06-30") from None
+    with _open_warehouse(cfg) as wh:
+        result = import_file(
+            wh, spec, file,
+            mapping=mapping,
+            timestamp_format=cfg.import_.timestamp_format,
+            max_unparsable_share=cfg.import_.max_unparsable_share,
+            delimiter=cfg.import_.csv_delimiter,
+            extracted_at=when,
+            append=append,
+        )
+    say(result.summary())
+
+
+@data_app.command("import-public")
+@friendly
+def data_import_public(
+    name: Annotated[str, typer.Argument(help="online_retail, cdnow, complete_journey, ifood, hillstrom or telco.")],
+    path: Annotated[Path, typer.Argument(help="The data set's folder (e.g. ../shared/data/online_retail) or file.")],
+    config: ConfigOption = None,
+) -> None:
+    """Import a public data set in place (read, never copied), with its quirks counted."""
+    from features.sources import import_public
+
+    cfg = load_config(config)
+    with _open_warehouse(cfg) as wh:
+        results = import_public(wh, name, path)
+    for r in results:
+        say(r.summary())
+
+
+@data_app.command("synth")
+@friendly
+def data_synth(
+    customers: Annotated[int, typer.Option(min=100, help="Number of customers in the sample world.")] = 50_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Generate the synthetic sample world (with known ground truth) into the warehouse.
+
+    Fills all five canonical tables and a `synth_truth` table with each customer's true
+    churn probability, churn driver and campaign uplift.
+    """
+    cfg = load_config(config)
+    with _open_warehouse(cfg) as wh:
+        _synth_into(wh, customers, seed)
+
+
+def _synth_into(wh, customers: int, seed: int) -> None:
+    from features.importer import write_imports
+    from features.synth import SynthConfig, generate
+    from features.synth_import import conform_world
+
+    start = time.perf_counter()
+    world = generate(SynthConfig(customers=customers, seed=seed), progress=lambda m: say(f"  synth: {m}"))
+    say(f"  generated in {time.perf_counter() - start:.1f}s; checking and loading")
+    results = conform_world(world)
+    write_imports(wh, results)
+    with wh.transaction() as tx:
+        tx.replace("synth_truth", world.truth)
+    for r in results:
+        say("  " + r.summary())
+    say(f"sample world ({customers:,} customers, seed {seed}) loaded into {wh.url} in {time.perf_counter() - start:.1f}s")
+
+
+@data_app.command("status")
+@friendly
+def data_status(config: ConfigOption = None) -> None:
+    """Row counts of the warehouse tables, rejected rows included."""
+    cfg = load_config(config)
+    with _open_warehouse(cfg, read_only=True) as wh:
+        for name in wh.tables():
+            n = wh.duck().execute(f'select count(*) from "{name}"').fetchone()[0]
+            typer.echo(f"{name:<28} {n:>12,}")
+
+
+# -- features -----------------------------------------------------------------------
+@features_app.command("build")
+@friendly
+def features_build(
+    as_of: Annotated[str, typer.Option("--as-of", help="Cutoff date YYYY-MM-DD: features use rows strictly before it.")],
+    out: Annotated[Path | None, typer.Option(help="Parquet file to write (default: <output_dir>/features_<as-of>.parquet).")] = None,
+    labels: Annotated[bool, typer.Option(help="Add labels from [as-of, as-of + horizon) when the data covers that window.")] = True,
+    config: ConfigOption = None,
+) -> None:
+    """Features for every customer with history before --as-of, one row each, to Parquet."""
+    from features.snapshots import build_features, data_end
+    from features.windows import Cutoff
+
+    cfg = load_config(config)
+    cutoff_date = _parse_date(as_of, "--as-of")
+    target = out or Path(cfg.features.output_dir) / f"features_{cutoff_date.isoformat()}.parquet"
+    with _open_warehouse(cfg, read_only=True) as wh:
+        end = data_end(wh)
+        complete = Cutoff(cutoff_date, cfg.features.horizon_days).labels_complete(end)
+        if labels and not complete:
+            say(
+                f"note: the data ends {end - timedelta(days=1)}, before the label window "
+                f"[{cutoff_date}, +{cfg.features.horizon_days} days) is complete; labels are left out"
+            )
+        start = time.perf_counter()
+        frame = build_features(wh, cutoff_date, cfg.features, with_labels=labels and complete)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(target, index=False)
+    say(
+        f"{len(frame):,} customers x {frame.shape[1]} columns as of {cutoff_date} "
+        f"in {time.perf_counter() - start:.1f}s -> {target}"
+    )
+
+
+# -- demo ---------------------------------------------------------------------------
+@app.command()
+@friendly
+def demo(
+    customers: Annotated[int, typer.Option(min=100, help="Customers in the sample world.")] = 50_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the sample world.")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """The main job end to end on the built-in sample world, then where to look."""
+    from features.snapshots import build_features, data_end
+
+    cfg = load_config(config)
+    say("1/2 sample world")
+    with _open_warehouse(cfg) as wh:
+        _synth_into(wh, customers, seed)
+        end = data_end(wh)
+        # The latest cutoff with a complete label window, and the day after the data.
+        labelled = end - timedelta(days=cfg.features.horizon_days)
+        say(f"2/2 features as of {labelled} (labelled) and {end} (scoring)")
+        out_dir = Path(cfg.features.output_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for cut, with_labels in ((labelled, True), (end, False)):
+            frame = build_features(wh, cut, cfg.features, with_labels=with_labels)
+            path = out_dir / f"features_{cut.isoformat()}.parquet"
+            frame.to_parquet(path, index=False)
+            written.append((path, len(frame)))
+    say("\ndone. Where to look:")
+    say(f"  warehouse   {cfg.warehouse.url}  (tables: transactions, customers, needs_evaluations, campaigns, contacts, rejected_*, synth_truth)")
+    for path, n in written:
+        say(f"  features    {path}  ({n:,} customers)")
+    say("  inspect     propensity data status")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

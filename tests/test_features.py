@@ -1,0 +1,273 @@
+"""As-of features: hand-computed boundaries, invariants, and SQL == pandas reference."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.load import Warehouse
+from features.snapshots import LABEL_COLUMNS, build_features, build_snapshots
+from features.windows import Cutoff, snapshot_cutoffs
+from propensity.config import FeaturesConfig
+from tests.reference_features import reference_features
+
+CFG = FeaturesConfig()
+AS_OF = date(2024, 7, 1)
+
+
+def load(wh: Warehouse, **tables: pd.DataFrame) -> None:
+    with wh.transaction() as tx:
+        for name, frame in tables.items():
+            tx.replace(name, frame)
+
+
+def tx_frame(rows: list[tuple[str, str, str, float, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": [r[0] for r in rows],
+            "order_id": [r[1] for r in rows],
+            "ts": pd.to_datetime([r[2] for r in rows], format="ISO8601").astype("datetime64[us]"),
+            "amount": [float(r[3]) for r in rows],
+            "category": [r[4] for r in rows],
+        }
+    )
+
+
+def assert_same(sql: pd.DataFrame, ref: pd.DataFrame, columns: list[str] | None = None) -> None:
+    """Every column equal: numbers within 1e-9 (nulls equal), text exactly."""
+    assert list(sql["customer_id"]) == list(ref["customer_id"])
+    for col in columns or [c for c in sql.columns if c not in ("as_of",)]:
+        a, b = sql[col], ref[col]
+        if pd.api.types.is_numeric_dtype(a) or pd.api.types.is_numeric_dtype(b):
+            x = pd.to_numeric(a, errors="coerce").astype("float64").to_numpy()
+            y = pd.to_numeric(b, errors="coerce").astype("float64").to_numpy()
+            assert np.array_equal(np.isnan(x), np.isnan(y)), f"{col}: nulls differ"
+            ok = ~np.isnan(x)
+            assert np.allclose(x[ok], y[ok], rtol=0, atol=1e-9), f"{col}: max diff {np.max(np.abs(x[ok] - y[ok]))}"
+        else:
+            xa = a.astype("object").where(a.notna(), None).tolist()
+            yb = b.astype("object").where(b.notna(), None).tolist()
+            assert xa == yb, f"{col} differs"
+
+
+# -- hand-computed -------------------------------------------------------------------
+BOUNDARY = tx_frame([
+    # customer a: purchases 366, 365, 31, 30 and 1 days before the as-of date
+    ("a", "a1", "2023-07-01 09:00", 10, "x"),  # age 366: outside the 365-day window
+    ("a", "a2", "2023-07-02 00:00", 20, "y"),  # age 365: inside
+    ("a", "a3", "2024-05-31 23:59", 30, "x"),  # age 31
+    ("a", "a4", "2024-06-01 12:00", 40, "z"),  # age 30: inside the 30-day window
+    ("a", "a4", "2024-06-01 12:05", -15, "z"),  # a returned line of the same order: net 25
+    ("a", "a5", "2024-06-30 23:59:59", 50, "w"),  # the last instant before the as-of
+    ("a", "a6", "2024-07-01 00:00", 999, "v"),  # exactly at the as-of: a label, never a feature
+    # customer b: a return only order and one purchase
+    ("b", "b1", "2024-03-01 10:00", 60, "x"),
+    ("b", "b2", "2024-04-01 10:00", -60, "x"),  # net < 0: not a purchase, a return
+    ("b", "b3", "2024-09-29 00:00", 5, "x"),  # exactly at as-of + 90 days: outside the horizon
+    ("b", "b4", "2024-09-28 23:59", 7, "x"),  # the last instant inside the horizon
+    # customer c appears only after the as-of date: not in the frame
+    ("c", "c1", "2024-07-02 00:00", 10, "x"),
+])
+
+
+def test_boundary_rows_hand_computed(warehouse: Warehouse) -> None:
+    load(warehouse, transactions=BOUNDARY)
+    f = build_features(warehouse, AS_OF, CFG).set_index("customer_id")
+    assert list(f.index) == ["a", "b"]
+    a, b = f.loc["a"], f.loc["b"]
+    assert a["recency_days"] == 1
+    assert a["tenure_days"] == 366
+    assert a["purchases_total"] == 5
+    assert a["frequency_365d"] == 4  # a2, a3, a4, a5
+    assert a["monetary_avg_365d"] == pytest.approx((20 + 30 + 25 + 50) / 4)
+    assert a["frequency_30d"] == 2  # a4 (age 30) and a5 (age 1)
+    assert a["spend_30d"] == pytest.approx(75.0)
+    assert a["frequency_90d"] == 3
+    assert a["width_categories"] == 4  # x, y, z, w; v is after the as-of
+    assert a["returns_share_365d"] == pytest.approx(15 / 140)
+    # purchase days: ages 366, 365, 31, 30, 1 -> gaps 1, 334, 1, 29
+    assert a["gap_mean_days"] == pytest.approx((1 + 334 + 1 + 29) / 4)
+    assert a["gap_median_days"] == pytest.approx(15.0)
+    assert a["overdue_ratio"] == pytest.approx(1 / 15)
+    # trend: last 90 days a3, a4, a5; prior 90 days (ages 91-180) none
+    assert a["frequency_trend"] == pytest.approx(1.0)
+    assert a["label_churn"] == 0 and a["label_purchases"] == 1 and a["label_value"] == 999
+
+    assert b["purchases_total"] == 1
+    assert b["recency_days"] == (pd.Timestamp(AS_OF) - pd.Timestamp("2024-03-01")).days
+    assert b["spend_365d"] == 0.0  # 60 bought, 60 returned
+    assert b["returns_share_365d"] == pytest.approx(1.0)
+    assert np.isnan(b["gap_median_days"]) and np.isnan(b["overdue_ratio"])
+    # b4 is inside the horizon, b3 (exactly at as-of + 90 days) is not
+    assert b["label_purchases"] == 1 and b["label_value"] == 7 and b["label_churn"] == 0
+
+
+def test_label_window_excludes_horizon_end(warehouse: Warehouse) -> None:
+    only_end = tx_frame([
+        ("b", "b1", "2024-03-01 10:00", 60, "x"),
+        ("b", "b3", "2024-09-29 00:00", 5, "x"),
+    ])
+    load(warehouse, transactions=only_end)
+    f = build_features(warehouse, AS_OF, CFG)
+    assert f["label_churn"].tolist() == [1]
+    assert f["label_value"].tolist() == [0.0]
+
+
+def test_needs_features_hand_computed(warehouse: Warehouse) -> None:
+    needs = pd.DataFrame({
+        "customer_id": ["a", "a", "a", "a"],
+        "evaluated_at": pd.to_datetime(["2024-01-10", "2024-02-10", "2024-05-01", "2024-07-01"]).astype("datetime64[us]"),
+        "need_level": ["pain", "pain", "want", "pain"],
+        "dimension": ["price", "service", "price", "product"],
+        "urgency": [4, 5, 2, 5],
+        "importance": [3, 4, 2, 5],
+        "solution_fit": [1, 2, 4, 1],
+        "orientation": ["price", "price", "value", "value"],
+        "style": ["dominant", "dominant", "social", "social"],
+        "complaint": [True, False, True, True],
+    })
+    load(warehouse, transactions=BOUNDARY, needs_evaluations=needs)
+    a = build_features(warehouse, AS_OF, CFG).set_index("customer_id").loc["a"]
+    # the 2024-07-01 evaluation is at the as-of: not seen
+    assert a["needs_evaluations_total"] == 3
+    assert a["needs_open_pains"] == 1  # service still pain; price resolved by the 'want'
+    assert a["needs_latest_level"] == "want" and a["needs_orientation"] == "value"
+    assert a["needs_latest_solution_fit"] == 4
+    assert a["needs_mean_solution_fit"] == pytest.approx(7 / 3)
+    assert a["needs_complaints_total"] == 2
+    assert a["needs_days_since_evaluation"] == 61
+
+
+def test_segments_hand_computed(warehouse: Warehouse) -> None:
+    # five customers with 1..5 purchases in the year, the most frequent also most recent
+    rows = []
+    for i in range(1, 6):
+        for j in range(i):
+            rows.append((f"c{i}", f"c{i}-{j}", f"2024-0{6 - j}-{10 + i} 10:00", 10.0 * i, f"k{j}"))
+    load(warehouse, transactions=tx_frame(rows))
+    f = build_features(warehouse, AS_OF, CFG).set_index("customer_id")
+    assert f["f_score"].tolist() == [1, 2, 3, 4, 5]
+    assert f["m_score"].tolist() == [1, 2, 3, 4, 5]
+    assert f["w_score"].tolist() == [1, 2, 3, 4, 5]
+    assert f["r_score"].tolist() == [1, 2, 3, 4, 5]  # c5 bought on 2024-06-15, c1 on 06-11
+    assert f.loc["c5", "rfmw_segment"] == "champions"
+    assert f.loc["c1", "rfmw_segment"] == "lost"
+    assert f["value_tier"].tolist() == ["low", "low", "medium", "high", "top"]
+    assert set(f["activity"]) == {"active"}
+
+
+def test_ties_share_a_score(warehouse: Warehouse) -> None:
+    rows = [(f"c{i}", f"o{i}", "2024-06-01 10:00", 10.0, "x") for i in range(4)]
+    load(warehouse, transactions=tx_frame(rows))
+    f = build_features(warehouse, AS_OF, CFG)
+    assert f[["r_score", "f_score", "m_score", "w_score"]].to_numpy().tolist() == [[5, 5, 5, 5]] * 4
+
+
+# -- invariants ----------------------------------------------------------------------
+def random_world(seed: int, customers: int = 60, lines: int = 1500) -> dict[str, pd.DataFrame]:
+    """Small random tables covering returns, several lines per order, evaluations, contacts."""
+    rng = np.random.default_rng(seed)
+    cid = np.array([f"c{i:03d}" for i in range(customers)])
+    who = rng.choice(cid, lines)
+    start = pd.Timestamp("2022-06-01")
+    ts = start + pd.to_timedelta(rng.integers(0, 800 * 86400, lines), unit="s")
+    order = np.array([f"{w}-{t.strftime('%Y%m%d')}-{rng.integers(0, 2)}" for w, t in zip(who, ts)])
+    amount = np.round(rng.gamma(2.0, 20.0, lines) * np.where(rng.random(lines) < 0.08, -1, 1), 2)
+    tx = pd.DataFrame({
+        "customer_id": who, "order_id": order, "ts": ts.astype("datetime64[us]"),
+        "amount": amount, "category": rng.choice(list("abcdefgh"), lines),
+    })
+    n_ev = 300
+    needs = pd.DataFrame({
+        "customer_id": rng.choice(cid, n_ev),
+        "evaluated_at": (start + pd.to_timedelta(rng.integers(0, 800, n_ev), unit="D")).astype("datetime64[us]"),
+        "need_level": rng.choice(["requirement", "want", "pain"], n_ev),
+        "dimension": rng.choice(["product", "price", "service", "experience"], n_ev),
+        "urgency": rng.integers(1, 6, n_ev), "importance": rng.integers(1, 6, n_ev),
+        "solution_fit": rng.integers(1, 6, n_ev),
+        "orientation": rng.choice(["price", "value"], n_ev),
+        "style": rng.choice(["dominant", "analytical", "social", "amiable"], n_ev),
+        "complaint": rng.random(n_ev) < 0.2,
+    })
+    customers_t = pd.DataFrame({"customer_id": cid, "region": rng.choice(["north", "south"], customers)})
+    n_c = 200
+    contacts = pd.DataFrame({
+        "campaign_id": "k1", "customer_id": rng.choice(cid, n_c),
+        "contacted_at": (start + pd.to_timedelta(rng.integers(0, 800, n_c), unit="D")).astype("datetime64[us]"),
+        "group": rng.choice(["treatment", "control"], n_c), "responded": rng.random(n_c) < 0.3,
+    })
+    return {"transactions": tx, "needs_evaluations": needs, "customers": customers_t, "contacts": contacts}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("as_of", [date(2023, 3, 15), date(2024, 1, 1), date(2024, 6, 30)])
+def test_sql_equals_pandas_reference(tmp_path, seed: int, as_of: date) -> None:
+    world = random_world(seed)
+    with Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as wh:
+        load(wh, **world)
+        sql = build_features(wh, as_of, CFG)
+    ref = reference_features(
+        world["transactions"], as_of, needs=world["needs_evaluations"],
+        customers=world["customers"], contacts=world["contacts"],
+    )
+    assert set(sql.columns) - {"as_of"} == set(ref.columns)
+    assert_same(sql, ref)
+
+
+FEATURE_WORLD = random_world(7)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(1, 40),
+    offsets=st.lists(st.integers(0, 400 * 86400), min_size=40, max_size=40),
+    amounts=st.lists(st.floats(-500, 500, allow_nan=False).map(lambda x: round(x, 2)), min_size=40, max_size=40),
+    who=st.lists(st.integers(0, 79), min_size=40, max_size=40),
+)
+def test_rows_on_or_after_as_of_never_change_features(tmp_path_factory, n, offsets, amounts, who) -> None:
+    as_of = date(2023, 11, 1)
+    base = FEATURE_WORLD
+    extra_tx = pd.DataFrame({
+        # customers c060..c079 do not exist before: they must not appear either
+        "customer_id": [f"c{w:03d}" for w in who[:n]],
+        "order_id": [f"new{i}" if i % 3 else "c000-20231101-0" for i in range(n)],
+        "ts": (pd.Timestamp(as_of) + pd.to_timedelta(offsets[:n], unit="s")).astype("datetime64[us]"),
+        "amount": amounts[:n],
+        "category": ["zz"] * n,
+    })
+    extra_needs = base["needs_evaluations"].head(n).assign(
+        evaluated_at=(pd.Timestamp(as_of) + pd.to_timedelta(offsets[:n], unit="s")).astype("datetime64[us]")
+    )
+    folder = tmp_path_factory.mktemp("prop")
+    with Warehouse(f"duckdb:///{folder / 'a.duckdb'}") as wh:
+        load(wh, **base)
+        before = build_features(wh, as_of, CFG, with_labels=False)
+    grown = dict(base)
+    grown["transactions"] = pd.concat([base["transactions"], extra_tx], ignore_index=True)
+    grown["needs_evaluations"] = pd.concat([base["needs_evaluations"], extra_needs], ignore_index=True)
+    with Warehouse(f"duckdb:///{folder / 'b.duckdb'}") as wh:
+        load(wh, **grown)
+        after = build_features(wh, as_of, CFG, with_labels=False)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_snapshots_stack_labelled_cutoffs(warehouse: Warehouse) -> None:
+    world = random_world(4)
+    load(warehouse, **world)
+    cfg = FeaturesConfig(snapshot_count=3, snapshot_step_days=60)
+    snaps = build_snapshots(warehouse, cfg)
+    cutoffs = sorted(snaps["as_of"].dt.date.unique())
+    end = (world["transactions"]["ts"].max().normalize() + pd.Timedelta(days=1)).date()
+    assert cutoffs == snapshot_cutoffs(end, 90, 60, 3)
+    assert all(Cutoff(c, 90).labels_complete(end) for c in cutoffs)
+    assert not Cutoff(cutoffs[-1] + pd.Timedelta(days=1).to_pytimedelta(), 90).labels_complete(end)
+    for c in cutoffs:
+        one = build_features(warehouse, c, cfg)
+        part = snaps[snaps["as_of"].dt.date == c].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part, one)
+    assert set(LABEL_COLUMNS) <= set(snaps.columns)
