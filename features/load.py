@@ -187,7 +187,7 @@ class _DuckWriter(TableWriter):
         _check_name(name)
         exists = self.con.execute(
             "select count(*) from information_schema.tables where table_name = ?", [name]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             self.replace(name, frame)
             return

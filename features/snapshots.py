@@ -49,7 +49,7 @@ def data_end(warehouse: Warehouse) -> date:
     """The first date after the last transaction (the exclusive end of the data)."""
     if not warehouse.has("transactions"):
         raise WarehouseError("the warehouse has no transactions table; import data first")
-    last = warehouse.duck().execute("select max(ts) from transactions").fetchone()[0]
+    last = warehouse.duck().execute("select max(ts) from transactions").fetchall()[0][0]
     if last is None:
         raise WarehouseError("the transactions table is empty")
     return last.date() + timedelta(days=1)

@@ -205,7 +205,7 @@ def data_status(config: ConfigOption = None) -> None:
     cfg = load_config(config)
     with _open_warehouse(cfg, read_only=True) as wh:
         for name in wh.tables():
-            n = wh.duck().execute(f'select count(*) from "{name}"').fetchone()[0]
+            n = wh.duck().execute(f'select count(*) from "{name}"').fetchall()[0][0]
             typer.echo(f"{name:<28} {n:>12,}")
 
 
