@@ -26,6 +26,9 @@ _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
 
+_REJECT_META = ("reject_reason", "source_row", "source_file")
+
+
 class ImportRefused(ValueError):
     """The whole file cannot be imported; the message says what to change."""
 
@@ -218,7 +221,7 @@ def conform(
     timestamp_format: str | None = None,
     max_unparsable_share: float = 0.05,
     extracted_at: datetime | None = None,
-    duplicate_key: pd.Series | None = None,
+    duplicate_key: pd.Series | pd.DataFrame | None = None,
 ) -> Conformed:
     """Check `raw` against `table`: canonical columns and types, rows accepted or rejected.
 
@@ -299,6 +302,8 @@ def conform(
     accepted = _finish_types(accepted, table)
 
     rejected = raw.loc[~accepted_mask].astype("string")
+    # A source column may carry one of our bookkeeping names: keep it, renamed.
+    rejected = rejected.rename(columns={c: f"source_{c}" for c in _REJECT_META if c in rejected.columns})
     rejected.insert(0, "reject_reason", reason[~accepted_mask].astype("string"))
     rejected.insert(1, "source_row", (np.flatnonzero(~accepted_mask) + 1).astype("int64"))
     rejected.insert(2, "source_file", source)

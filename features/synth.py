@@ -115,7 +115,7 @@ _CAT_PRICE = np.array([4.5, 16.0, 95.0, 28.0, 38.0, 32.0, 20.0, 13.0, 11.0, 22.0
 _CAT_EXTRA_UNITS = np.array([1.2, 0.3, 0.05, 0.3, 0.2, 0.15, 0.3, 0.1, 0.4, 0.3, 0.5, 0.4])
 _CAT_RETURN = np.array([0.004, 0.03, 0.06, 0.04, 0.09, 0.05, 0.04, 0.02, 0.02, 0.03, 0.02, 0.04])
 
-# Daily hazard terms (per day). The base alone means ~14 % of customers lost a year.
+# Daily hazard terms (per day). The base alone loses ~12 % of customers a year.
 _H_BASE = 0.00035
 _H_FIT = 0.0025  # at latent fit 1; zero from fit 3 up
 _H_PAIN = 0.0025  # per open pain
@@ -128,7 +128,7 @@ _GAP_CAP = 3.0
 _H_DND = 0.004  # right after a treatment contact of a do-not-disturb customer
 _DND_DAYS = 45.0  # e-folding time of that extra hazard
 
-_MEAN_RATE = 0.048  # mean base orders per day
+_MEAN_RATE = 0.04  # mean base orders per day
 _DECLINER_SHARE = 0.3
 _EVALUATED_SHARE = 0.6
 _EVAL_GAP_DAYS = (120, 180)
@@ -136,7 +136,7 @@ _CONTACT_SHARE = 0.4  # of the customers who joined before a campaign
 _CONTROL_SHARE = 0.2
 _CAMPAIGN_DAYS = 21
 _CONTACT_SPREAD_DAYS = 7  # contacts go out in the first week
-_RESPONSE_LAG_DECAY = 0.7  # P(lag = l) proportional to decay**l, l < _MAX_RESPONSE_LAG
+_RESPONSE_LAG_DECAY = 0.7  # P(lag = l) proportional to decay**l, l <= _MAX_RESPONSE_LAG
 _MAX_RESPONSE_LAG = 13
 _HORIZON_CAMPAIGN_OFFSET = 14  # days after truth_as_of
 _PRE_TRUTH_KINDS = ("email", "discount", "email", "discount", "email", "discount")
@@ -240,7 +240,7 @@ class _Plan:
     treated: np.ndarray
 
 
-@dataclass
+@dataclass(frozen=True)
 class _History:
     """What the daily loop produced."""
 
@@ -292,7 +292,7 @@ def generate(config: SynthConfig, progress: Callable[[str], None] | None = None)
     report("daily simulation")
     history = _simulate(rng_sim, latent, plan, calendar)
     report("order lines")
-    orders, transactions = _order_lines(rng_lines, latent, plan, history, calendar)
+    orders, transactions = _order_lines(rng_lines, latent, history, calendar)
     report("truth")
     truth = _truth(latent, plan, history, calendar)
     report("tables")
@@ -440,7 +440,8 @@ def _draw_customers(rng: np.random.Generator, n: int, cal: _Calendar) -> _Latent
 
 def _categorical(rng: np.random.Generator, probs: np.ndarray, n: int) -> np.ndarray:
     """Draw n indices from one probability vector."""
-    return np.minimum(np.searchsorted(np.cumsum(probs), rng.random(n), side="right"), len(probs) - 1)
+    drawn = np.searchsorted(np.cumsum(probs), rng.random(n), side="right")
+    return np.minimum(drawn, len(probs) - 1)
 
 
 def _pick(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -583,7 +584,8 @@ def _simulate(rng: np.random.Generator, lat: _Latent, plan: _Plan, cal: _Calenda
             was_open = open_pain[ev, dim]
             p_pain = np.minimum(lat.pain_prone[ev] + 0.35 * was_open, 0.95)
             pain = rng.random(len(ev)) < p_pain
-            fit = 1 + _pick(np.cumsum(lat.fit_probs[ev, pain.astype(np.int64)], axis=1), rng.random(len(ev)))
+            fit_cum = np.cumsum(lat.fit_probs[ev, pain.astype(np.int64)], axis=1)
+            fit = 1 + _pick(fit_cum, rng.random(len(ev)))
             now_open = pain & (fit <= PAIN_FIT_MAX)
             open_pain[ev, dim] = now_open
             pain_count[ev] += now_open.astype(np.int64) - was_open.astype(np.int64)
@@ -620,7 +622,8 @@ def _simulate(rng: np.random.Generator, lat: _Latent, plan: _Plan, cal: _Calenda
         last_order[bought] = d
         last_order[answering] = d
 
-    ev_parts = [np.concatenate(part) for part in zip(*evals)] if evals else [np.zeros(0, np.int64)] * 5
+    no_evals = [np.zeros(0, np.int64)] * 5
+    ev_parts = [np.concatenate(part) for part in zip(*evals)] if evals else no_evals
     return _History(
         order_customer=np.concatenate(orders_c).astype(np.int64),
         order_day=np.concatenate(orders_d).astype(np.int64),
@@ -703,9 +706,8 @@ def _truth(lat: _Latent, plan: _Plan, hist: _History, cal: _Calendar) -> _Truth:
         mass *= (1.0 - hazard)[:, :, None]
         no_order = np.exp(-_rate(lat, idx, d, cal, pains.T).T)  # (customers, pain branches)
         lag = d - contact_day
-        no_response = 1.0 - np.where(
-            (lag >= 0) & (lag <= _MAX_RESPONSE_LAG), lag_hazard[np.clip(lag, 0, _MAX_RESPONSE_LAG)], 0.0
-        )
+        waiting = (lag >= 0) & (lag <= _MAX_RESPONSE_LAG)
+        no_response = 1.0 - np.where(waiting, lag_hazard[np.clip(lag, 0, _MAX_RESPONSE_LAG)], 0.0)
         mass[:, :, 0] *= no_order
         mass[:, :, 1] *= no_order * no_response[:, None]
     prob[idx] = mass.sum((1, 2)) + dead
@@ -731,23 +733,26 @@ class _Orders:
 
 
 def _order_lines(
-    rng: np.random.Generator, lat: _Latent, plan: _Plan, hist: _History, cal: _Calendar
+    rng: np.random.Generator, lat: _Latent, hist: _History, cal: _Calendar
 ) -> tuple[_Orders, dict[str, np.ndarray]]:
     """Give every order a time, channel and lines; attach returns to later orders."""
     cust, day, contact = hist.order_customer, hist.order_day, hist.order_contact
     k = len(cust)
     channel = _pick(lat.channel_cum[cust], rng.random(k))
-    hour = np.where(
-        channel == 1, rng.uniform(9.0, 20.0, k), np.mod(rng.normal(np.where(channel == 2, 19.0, 17.0), 4.0, k), 24.0)
-    )
+    # Stores open 09:00-20:00; web and app orders peak in the evening.
+    online = np.mod(rng.normal(np.where(channel == 2, 19.0, 17.0), 4.0, k), 24.0)
+    hour = np.where(channel == 1, rng.uniform(9.0, 20.0, k), online)
     hour = np.minimum(hour, 23.999)  # float mod can return exactly 24
     # A same-day response comes after the contact (sent 08:00-10:00, see _contacts_frame).
-    same_day = (contact >= 0) & (hist.response_lag[np.maximum(contact, 0)] == 0)
+    answers = np.flatnonzero(contact >= 0)
+    same_day = np.zeros(k, dtype=bool)
+    same_day[answers] = hist.response_lag[contact[answers]] == 0
     hour = np.where(same_day, rng.uniform(10.5, 23.5, k), hour)
     day_us = (cal.start.astype("datetime64[us]").astype(np.int64)) + day * _US_PER_DAY
     ts = day_us + (hour * _US_PER_HOUR).astype(np.int64) // 1_000_000 * 1_000_000
     order = np.lexsort((cust, ts))
-    cust, day, contact, channel, ts = cust[order], day[order], contact[order], channel[order], ts[order]
+    cust, day, contact = cust[order], day[order], contact[order]
+    channel, ts = channel[order], ts[order]
 
     n_lines = 1 + np.minimum(rng.poisson(lat.basket[cust]), 14)
     line_order = np.repeat(np.arange(k), n_lines)
@@ -785,7 +790,9 @@ def _order_lines(
 
     width = max(8, len(str(k)))
     ids = np.array([f"O{i:0{width}d}" for i in range(1, k + 1)], dtype=object)
-    orders = _Orders(customer=cust, day=day, ts=ts, channel=channel, contact=contact, total=total, ids=ids)
+    orders = _Orders(
+        customer=cust, day=day, ts=ts, channel=channel, contact=contact, total=total, ids=ids
+    )
     lines = {
         "order": np.concatenate([line_order, target]),
         "seq": np.concatenate([np.zeros(n, np.int64), np.ones(len(target), np.int64)]),
@@ -802,6 +809,11 @@ def _customer_ids(n: int) -> np.ndarray:
     return np.array([f"C{i:0{width}d}" for i in range(1, n + 1)], dtype=object)
 
 
+def _campaign_ids(k: int) -> np.ndarray:
+    """Campaign ids CMP001 ... in order of start."""
+    return np.array([f"CMP{i + 1:03d}" for i in range(k)], dtype=object)
+
+
 def _timestamps(us: np.ndarray) -> np.ndarray:
     """Microseconds since the epoch as naive datetime64[us]."""
     return us.astype("datetime64[us]")
@@ -812,12 +824,14 @@ def _text(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     return pd.array(values, dtype="str")
 
 
-def _labels(names: tuple[str, ...], index: np.ndarray) -> np.ndarray:
+def _names(names: tuple[str, ...], index: np.ndarray) -> np.ndarray:
     """Map indices onto names as an object array."""
     return np.array(names, dtype=object)[index]
 
 
-def _transactions_frame(ids: np.ndarray, lines: dict[str, np.ndarray], orders: _Orders) -> pd.DataFrame:
+def _transactions_frame(
+    ids: np.ndarray, lines: dict[str, np.ndarray], orders: _Orders
+) -> pd.DataFrame:
     """One row per order line (purchases, then returns), in order-id order."""
     sort = np.lexsort((lines["seq"], lines["order"]))
     order = lines["order"][sort]
@@ -827,9 +841,9 @@ def _transactions_frame(ids: np.ndarray, lines: dict[str, np.ndarray], orders: _
             "order_id": _text(orders.ids[order]),
             "ts": _timestamps(orders.ts[order]),
             "amount": np.round(lines["amount"][sort], 2),
-            "category": _text(_labels(CATEGORIES, lines["category"][sort])),
+            "category": _text(_names(CATEGORIES, lines["category"][sort])),
             "quantity": lines["quantity"][sort],
-            "channel": _text(_labels(CHANNELS, orders.channel[order])),
+            "channel": _text(_names(CHANNELS, orders.channel[order])),
         }
     )
 
@@ -842,9 +856,9 @@ def _customers_frame(ids: np.ndarray, lat: _Latent, orders: _Orders) -> pd.DataF
         {
             "customer_id": _text(ids),
             "first_seen": _timestamps(first),
-            "age_band": _text(_labels(AGE_BANDS, lat.age)),
-            "income_band": _text(_labels(INCOME_BANDS, lat.income)),
-            "region": _text(_labels(REGIONS, lat.region)),
+            "age_band": _text(_names(AGE_BANDS, lat.age)),
+            "income_band": _text(_names(INCOME_BANDS, lat.income)),
+            "region": _text(_names(REGIONS, lat.region)),
         }
     )
 
@@ -859,7 +873,8 @@ def _evaluations_frame(
     urgency_mean = np.array([2.4, 3.0, 4.0])[level]
     urgency = np.clip(np.round(rng.normal(urgency_mean, 0.9)), 1, 5).astype(np.int64)
     weight = lat.dim_weights[cust, hist.eval_dimension]
-    importance = np.clip(np.round(rng.normal(1.8 + 4.0 * weight + 0.5 * pain, 0.9)), 1, 5).astype(np.int64)
+    importance_mean = 1.8 + 4.0 * weight + 0.5 * pain
+    importance = np.clip(np.round(rng.normal(importance_mean, 0.9)), 1, 5).astype(np.int64)
     complaint = rng.random(k) < 0.04 + 0.3 * pain + 0.1 * (hist.eval_fit <= PAIN_FIT_MAX)
     minutes = rng.integers(9 * 60, 18 * 60, k)
     us = cal.start.astype("datetime64[us]").astype(np.int64) + hist.eval_day * _US_PER_DAY
@@ -869,13 +884,13 @@ def _evaluations_frame(
         {
             "customer_id": _text(ids[cust[order]]),
             "evaluated_at": _timestamps(us[order]),
-            "need_level": _text(_labels(schema.NEED_LEVELS, level[order])),
-            "dimension": _text(_labels(schema.DIMENSIONS, hist.eval_dimension[order])),
+            "need_level": _text(_names(schema.NEED_LEVELS, level[order])),
+            "dimension": _text(_names(schema.DIMENSIONS, hist.eval_dimension[order])),
             "urgency": urgency[order],
             "importance": importance[order],
             "solution_fit": hist.eval_fit[order],
-            "orientation": _text(_labels(schema.ORIENTATIONS, lat.orientation[cust[order]])),
-            "style": _text(_labels(schema.STYLES, lat.style[cust[order]])),
+            "orientation": _text(_names(schema.ORIENTATIONS, lat.orientation[cust[order]])),
+            "style": _text(_names(schema.STYLES, lat.style[cust[order]])),
             "complaint": complaint[order],
         }
     )
@@ -891,7 +906,7 @@ def _campaigns_frame(plan: _Plan, cal: _Calendar) -> pd.DataFrame:
     ]
     return pd.DataFrame(
         {
-            "campaign_id": _text(np.array([f"CMP{i + 1:03d}" for i in range(k)], dtype=object)),
+            "campaign_id": _text(_campaign_ids(k)),
             "name": _text(np.array(names, dtype=object)),
             "kind": _text(np.array(plan.campaign_kind, dtype=object)),
             "start": start.astype("datetime64[us]"),
@@ -901,7 +916,12 @@ def _campaigns_frame(plan: _Plan, cal: _Calendar) -> pd.DataFrame:
 
 
 def _contacts_frame(
-    rng: np.random.Generator, ids: np.ndarray, plan: _Plan, hist: _History, orders: _Orders, cal: _Calendar
+    rng: np.random.Generator,
+    ids: np.ndarray,
+    plan: _Plan,
+    hist: _History,
+    orders: _Orders,
+    cal: _Calendar,
 ) -> pd.DataFrame:
     """One row per planned contact; a response points at its order's time and total."""
     k = len(plan.day)
@@ -913,7 +933,7 @@ def _contacts_frame(
     answer = np.flatnonzero(orders.contact >= 0)
     response_at[orders.contact[answer]] = orders.ts[answer]
     revenue[orders.contact[answer]] = np.round(orders.total[answer], 2)
-    campaign_ids = np.array([f"CMP{i + 1:03d}" for i in range(len(plan.campaign_start))], dtype=object)
+    campaign_ids = _campaign_ids(len(plan.campaign_start))
     order = np.lexsort((plan.customer, contacted, plan.campaign))
     responded_at = np.where(hist.responded[order], response_at[order], np.iinfo(np.int64).min)
     return pd.DataFrame(
@@ -921,7 +941,7 @@ def _contacts_frame(
             "campaign_id": _text(campaign_ids[plan.campaign[order]]),
             "customer_id": _text(ids[plan.customer[order]]),
             "contacted_at": _timestamps(contacted[order]),
-            "group": _text(_labels(schema.GROUPS, (~plan.treated[order]).astype(np.int64))),
+            "group": _text(_names(schema.GROUPS, (~plan.treated[order]).astype(np.int64))),
             "responded": hist.responded[order],
             "responded_at": responded_at.astype("datetime64[us]"),
             "revenue": revenue[order],
@@ -943,8 +963,8 @@ def _truth_frame(
             "truth_as_of": truth_at,
             "alive_at_truth": truth.alive,
             "true_churn_prob": truth.churn_prob,
-            "churn_driver": _text(_labels(CHURN_DRIVERS, truth.driver)),
-            "uplift_type": _text(_labels(UPLIFT_TYPES, lat.uplift_type)),
+            "churn_driver": _text(_names(CHURN_DRIVERS, truth.driver)),
+            "uplift_type": _text(_names(UPLIFT_TYPES, lat.uplift_type)),
             "p_response_treated": lat.p_treated,
             "p_response_control": lat.p_control,
             "true_uplift": lat.p_treated - lat.p_control,

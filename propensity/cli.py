@@ -162,6 +162,8 @@ def data_import_public(
         results = import_public(wh, name, path)
     for r in results:
         say(r.summary())
+        for note in r.notes:
+            say(f"  note: {note}")
 
 
 @data_app.command("synth")
@@ -182,17 +184,15 @@ def data_synth(
 
 
 def _synth_into(wh, customers: int, seed: int) -> None:
-    from features.importer import write_imports
-    from features.synth import SynthConfig, generate
-    from features.synth_import import conform_world
+    from features.synth import SynthConfig
+    from features.synth_import import load_sample_world
 
     start = time.perf_counter()
-    world = generate(SynthConfig(customers=customers, seed=seed), progress=lambda m: say(f"  synth: {m}"))
-    say(f"  generated in {time.perf_counter() - start:.1f}s; checking and loading")
-    results = conform_world(world)
-    write_imports(wh, results)
-    with wh.transaction() as tx:
-        tx.replace("synth_truth", world.truth)
+    results = load_sample_world(
+        wh,
+        SynthConfig(customers=customers, seed=seed),
+        progress=lambda m: say(f"  [{time.perf_counter() - start:5.1f}s] {m}"),
+    )
     for r in results:
         say("  " + r.summary())
     say(f"sample world ({customers:,} customers, seed {seed}) loaded into {wh.url} in {time.perf_counter() - start:.1f}s")

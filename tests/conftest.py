@@ -30,3 +30,55 @@ def public_data() -> Path:
             "(set PROPENSITY_PUBLIC_DATA to the shared/data folder to run this test)"
         )
     return PUBLIC_DATA
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server, initdb'd in a temp folder and started on 127.0.0.1.
+
+    Runs as the `postgres` system user when the tests run as root (initdb refuses root).
+    Skips with a message when the server binaries are not installed.
+    """
+    import shutil
+    import socket
+    import subprocess
+
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server not installed (apt-get install postgresql); `make test` installs it")
+    import tempfile
+
+    # Not under pytest's temp root: that is private to root, and the server runs as postgres.
+    folder = Path(tempfile.mkdtemp(prefix="propensity-pg-"))
+    data = folder / "data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "propensity", "--auth=trust", "-E", "UTF8"],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "start",
+         "-o", f"-h 127.0.0.1 -p {port} -k {folder}"],
+        check=True, capture_output=True,
+    )
+    createdb = bindir / "createdb" if (bindir / "createdb").exists() else Path("createdb")
+    subprocess.run(
+        [str(createdb), "-h", "127.0.0.1", "-p", str(port), "-U", "propensity", "warehouse"],
+        check=True, capture_output=True,
+    )
+    try:
+        yield f"postgresql://propensity@127.0.0.1:{port}/warehouse"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

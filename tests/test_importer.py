@@ -150,3 +150,13 @@ def test_append_adds_rows(project: Path) -> None:
     assert cli("data", "import", "transactions", path, *MAP).exit_code == 0
     assert cli("data", "import", "transactions", path, *MAP, "--append").exit_code == 0
     assert len(snapshot(project)["transactions"]) == 86
+
+
+def test_source_columns_named_like_bookkeeping_are_kept() -> None:
+    raw = pd.DataFrame({
+        "customer_id": ["1", None], "ts": ["2024-01-02", "2024-01-02"], "amount": ["1", "2"],
+        "category": ["a", "b"], "source_row": ["x", "y"],
+    })
+    out = conform(raw, TRANSACTIONS, source="x")
+    assert out.rejected.loc[0, "source_row"] == 2
+    assert out.rejected.loc[0, "source_source_row"] == "y"
