@@ -835,7 +835,7 @@ def _transactions_frame(
     """One row per order line (purchases, then returns), in order-id order."""
     sort = np.lexsort((lines["seq"], lines["order"]))
     order = lines["order"][sort]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "customer_id": _text(ids[orders.customer[order]]),
             "order_id": _text(orders.ids[order]),
@@ -846,6 +846,24 @@ def _transactions_frame(
             "channel": _text(_names(CHANNELS, orders.channel[order])),
         }
     )
+    return _merge_identical_lines(frame)
+
+
+def _merge_identical_lines(frame: pd.DataFrame) -> pd.DataFrame:
+    """Merge lines identical in every column into one line with summed quantity and amount.
+
+    The input contract quarantines exact duplicate rows; a till prints two identical
+    items as one line with quantity 2, so the world does the same and loses nothing.
+    """
+    dup = frame.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return frame
+    cols = list(frame.columns)
+    merged = frame[dup].groupby(cols, sort=False).size().reset_index(name="n")
+    merged["amount"] = np.round(merged["amount"] * merged["n"], 2)
+    merged["quantity"] = merged["quantity"] * merged["n"]
+    out = pd.concat([frame[~dup], merged[cols]], ignore_index=True)
+    return out.sort_values("order_id", kind="stable", ignore_index=True)
 
 
 def _customers_frame(ids: np.ndarray, lat: _Latent, orders: _Orders) -> pd.DataFrame:

@@ -72,7 +72,8 @@ def test_same_seed_gives_identical_frames(world: SampleWorld) -> None:
 
 def test_different_seed_gives_different_data(world: SampleWorld) -> None:
     other = generate(SynthConfig(customers=CONFIG.customers, seed=CONFIG.seed + 1))
-    assert len(other.transactions) != len(world.transactions)
+    assert not other.transactions.equals(world.transactions)
+    assert not other.customers.first_seen.equals(world.customers.first_seen)
     assert not np.array_equal(
         other.truth.true_churn_prob.to_numpy(), world.truth.true_churn_prob.to_numpy()
     )
@@ -191,7 +192,9 @@ def test_every_response_is_an_order_with_that_revenue(world: SampleWorld) -> Non
     orders = world.transactions.groupby(["customer_id", "order_id"], as_index=False).agg(
         ts=("ts", "first"), total=("amount", "sum")
     )
-    matched = co.merge(orders, left_on=["customer_id", "responded_at"], right_on=["customer_id", "ts"])
+    matched = co.merge(
+        orders, left_on=["customer_id", "responded_at"], right_on=["customer_id", "ts"]
+    )
     assert len(matched) == len(co)
     np.testing.assert_allclose(matched.total, matched.revenue, atol=0.005)
 
@@ -280,7 +283,8 @@ def test_truth_rows_and_values(world: SampleWorld) -> None:
     assert set(truth.churn_driver) <= set(CHURN_DRIVERS)
     assert set(truth.uplift_type) == set(UPLIFT_TYPES)
     assert truth.true_churn_prob.between(0, 1).all()
-    np.testing.assert_allclose(truth.true_uplift, truth.p_response_treated - truth.p_response_control)
+    uplift = truth.p_response_treated - truth.p_response_control
+    np.testing.assert_allclose(truth.true_uplift, uplift)
     first = world.customers.first_seen.to_numpy()
     expected_alive = (first < TRUTH_AS_OF) & ~(truth.churned_at < TRUTH_AS_OF).to_numpy()
     assert (truth.alive_at_truth.to_numpy() == expected_alive).all()
@@ -362,3 +366,14 @@ def test_uplift_type_depends_on_observable_attributes(world: SampleWorld) -> Non
     dnd = truth.uplift_type == "do_not_disturb"
     by_style = dnd.groupby(truth["style"]).mean()
     assert by_style["dominant"] > 1.5 * by_style.drop("dominant").max()
+
+
+def test_sample_world_passes_the_input_contract_without_rejects() -> None:
+    from features.synth_import import conform_world
+
+    results = conform_world(generate(SynthConfig(customers=3000, seed=9)))
+    assert {r.table.name: len(r.rejected) for r in results} == dict.fromkeys(
+        ["transactions", "customers", "needs_evaluations", "campaigns", "contacts"], 0
+    )
+    tx = next(r for r in results if r.table.name == "transactions").accepted
+    assert len(tx) >= 40 * 3000
