@@ -1,11 +1,12 @@
 """Segments from RFMW features: quintile scores, named segments and tiers.
 
-Scores are 1-5 by cumulative share, with ties kept together: a customer's score is
-ceil(5 * k / n), where k is the number of customers whose value is no better than
-theirs and n the number of customers. Integer arithmetic keeps SQL and any reference
-implementation identical at the boundaries. Better means: more recent (R), more
-purchases in the frequency window (F), higher average spend (M, none = 0), more
-categories (W).
+Scores are 1-5 by the share of customers a customer beats, with ties kept together:
+score = 1 + floor(5 * k / n), where k is the number of customers whose value is
+strictly worse and n the number of customers. The customers tied at the bottom (for
+example every one-time buyer on F) therefore all score 1, and the integer arithmetic
+keeps SQL and any reference implementation identical at the boundaries. Better means:
+more recent (R), more purchases in the frequency window (F), higher average spend (M,
+none = 0), more categories (W).
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ VALUE_TIERS: tuple[tuple[str, int], ...] = (("top", 90), ("high", 70), ("medium"
 
 def score_sql(better: str) -> str:
     """SQL for a 1-5 score of the expression `better` (larger is better)."""
-    k = f"count(*) over (order by {better} range between unbounded preceding and current row)"
-    n = "count(*) over ()"
-    return f"(5 * {k} + {n} - 1) // {n}"
+    beaten = f"(rank() over (order by {better}) - 1)"  # customers strictly worse
+    return f"1 + (5 * {beaten}) // count(*) over ()"
 
 
 def segments_sql(frequency_window_days: int) -> str:

@@ -15,10 +15,10 @@ from features.segments import SEGMENT_RULES, VALUE_TIERS
 
 
 def _score(values: pd.Series) -> pd.Series:
-    """ceil(5 k / n), k = customers with a value <= this one (larger is better)."""
+    """1 + floor(5 k / n), k = customers with a strictly smaller value (larger is better)."""
     n = len(values)
-    k = values.rank(method="max").astype("int64")
-    return (5 * k + n - 1) // n
+    beaten = values.rank(method="min").astype("int64") - 1
+    return 1 + (5 * beaten) // n
 
 
 def _segment(r: int, f: int, m: int, w: int) -> str:

@@ -165,7 +165,8 @@ def test_ties_share_a_score(warehouse: Warehouse) -> None:
     rows = [(f"c{i}", f"o{i}", "2024-06-01 10:00", 10.0, "x") for i in range(4)]
     load(warehouse, transactions=tx_frame(rows))
     f = build_features(warehouse, AS_OF, CFG)
-    assert f[["r_score", "f_score", "m_score", "w_score"]].to_numpy().tolist() == [[5, 5, 5, 5]] * 4
+    # nobody beats anybody: everyone scores 1
+    assert f[["r_score", "f_score", "m_score", "w_score"]].to_numpy().tolist() == [[1, 1, 1, 1]] * 4
 
 
 # -- invariants ----------------------------------------------------------------------
