@@ -243,6 +243,34 @@ def features_build(
     )
 
 
+@features_app.command("snapshots")
+@friendly
+def features_snapshots(
+    out: Annotated[Path | None, typer.Option(help="Parquet file to write (default: <output_dir>/snapshots.parquet).")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Number of cutoffs (default: [features] snapshot_count).")] = None,
+    step_days: Annotated[int | None, typer.Option(min=1, help="Days between cutoffs (default: [features] snapshot_step_days).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Features and labels stacked over the latest cutoffs whose label windows are complete."""
+    from features.snapshots import build_snapshots, data_end
+    from features.windows import snapshot_cutoffs
+
+    cfg = load_config(config)
+    fcfg = cfg.features.model_copy(
+        update={k: v for k, v in {"snapshot_count": count, "snapshot_step_days": step_days}.items() if v}
+    )
+    target = out or Path(fcfg.output_dir) / "snapshots.parquet"
+    start = time.perf_counter()
+    with _open_warehouse(cfg, read_only=True) as wh:
+        cutoffs = snapshot_cutoffs(data_end(wh), fcfg.horizon_days, fcfg.snapshot_step_days, fcfg.snapshot_count)
+        frame = build_snapshots(
+            wh, fcfg, cutoffs, progress=lambda c: say(f"  [{time.perf_counter() - start:5.1f}s] as of {c}")
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(target, index=False)
+    say(f"{len(frame):,} rows over {len(cutoffs)} cutoffs ({cutoffs[0]} .. {cutoffs[-1]}) -> {target}")
+
+
 # -- demo ---------------------------------------------------------------------------
 @app.command()
 @friendly

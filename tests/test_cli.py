@@ -1,0 +1,62 @@
+"""The main job end to end through the CLI, as a user runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from propensity.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_demo_then_features_and_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["demo", "--customers", "1500", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    assert "features    out/features_2025-06-30.parquet  (1,500 customers)" in res.output
+    labelled = pd.read_parquet(tmp_path / "out" / "features_2025-04-01.parquet")
+    scoring = pd.read_parquet(tmp_path / "out" / "features_2025-06-30.parquet")
+    assert labelled["customer_id"].is_unique and len(scoring) == 1500
+    assert "label_churn" in labelled.columns and "label_churn" not in scoring.columns
+    # the label window and the sample world's truth describe the same event: their means
+    # agree within 4 standard errors on the same customers
+    from features.load import Warehouse
+
+    with Warehouse("duckdb:///warehouse.duckdb", read_only=True) as wh:
+        truth = wh.read("synth_truth")
+    both = labelled.merge(truth, on="customer_id")
+    assert len(both) == len(labelled)
+    p = both["true_churn_prob"]
+    se = (p * (1 - p)).sum() ** 0.5 / len(both)
+    assert abs(both["label_churn"].mean() - p.mean()) < 4 * se
+
+    res = runner.invoke(app, ["features", "build", "--as-of", "2025-05-01"])
+    assert res.exit_code == 0, res.output
+    assert "labels are left out" in res.output  # 2025-05-01 + 90 days is past the data
+    assert not {"label_churn", "label_value"} & set(pd.read_parquet("out/features_2025-05-01.parquet").columns)
+
+    res = runner.invoke(app, ["features", "snapshots", "--count", "3", "--step-days", "30"])
+    assert res.exit_code == 0, res.output
+    snaps = pd.read_parquet("out/snapshots.parquet")
+    assert sorted(snaps["as_of"].dt.strftime("%Y-%m-%d").unique()) == ["2025-01-31", "2025-03-02", "2025-04-01"]
+
+    res = runner.invoke(app, ["data", "status"])
+    assert res.exit_code == 0 and "synth_truth" in res.output
+
+    res = runner.invoke(app, ["features", "build", "--as-of", "2025-13-01"])
+    assert res.exit_code == 1 and "use a date like" in res.output
+
+
+def test_commands_before_any_data_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["features", "build", "--as-of", "2024-01-01"])
+    assert res.exit_code == 1
+    assert res.output.strip() == (
+        "error: warehouse warehouse.duckdb does not exist yet; import data first "
+        "(`propensity data import` or `propensity data synth`)"
+    )
