@@ -14,6 +14,8 @@ before the as-of date has age 1):
 - tenure_days: age of the first purchase. purchases_total: all purchases.
 - gap_mean_days / gap_median_days / gap_std_days: gaps between consecutive distinct
   purchase days; overdue_ratio = recency_days / gap_median_days (the usual gap).
+- repeat_purchase_days: distinct purchase days after the first (the BTYD "frequency";
+  tenure_days is the BTYD "T" and tenure_days - recency_days its "recency", in days).
 - returns_share_<N>d: amount returned / amount bought on lines with age <= N.
 """
 
@@ -56,7 +58,8 @@ def gaps_sql() -> str:
         select customer_id,
                avg(gap)::double as gap_mean_days,
                median(gap)::double as gap_median_days,
-               stddev_samp(gap)::double as gap_std_days
+               stddev_samp(gap)::double as gap_std_days,
+               count(*) as repeat_purchase_days
         from (select customer_id,
                      date_diff('day', lag(day) over (partition by customer_id order by day), day) as gap
               from (select distinct customer_id, day from orders where net > 0))
@@ -107,6 +110,7 @@ def rfmw_ctes(cfg: FeaturesConfig) -> list[tuple[str, str]]:
             select c.customer_id, o.* exclude (customer_id),
                    coalesce(w.width_categories, 0) as width_categories,
                    g.gap_mean_days, g.gap_median_days, g.gap_std_days,
+                   coalesce(g.repeat_purchase_days, 0) as repeat_purchase_days,
                    o.recency_days / g.gap_median_days as overdue_ratio
             from (select distinct customer_id from lines_before) c
             join order_features o using (customer_id)

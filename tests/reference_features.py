@@ -82,6 +82,7 @@ def reference_features(
         row["gap_mean_days"] = gaps.mean() if len(gaps) else np.nan
         row["gap_median_days"] = float(np.median(gaps)) if len(gaps) else np.nan
         row["gap_std_days"] = gaps.std(ddof=1) if len(gaps) > 1 else np.nan
+        row["repeat_purchase_days"] = len(gaps)
         row["overdue_ratio"] = row["recency_days"] / row["gap_median_days"] if len(gaps) else np.nan
         rows.append(row)
     out = pd.DataFrame(rows)
