@@ -143,6 +143,7 @@ _PRE_TRUTH_KINDS = ("email", "discount", "email", "discount", "email", "discount
 _HORIZON_KIND = "email"
 
 # Response probabilities per uplift type: (treated, control).
+_TYPE_SHARPNESS = 2.5
 _RESPONSE_P = np.array([[0.26, 0.04], [0.34, 0.30], [0.03, 0.02], [0.03, 0.14]])
 
 _US_PER_DAY = 86_400_000_000
@@ -403,8 +404,10 @@ def _draw_customers(rng: np.random.Generator, n: int, cal: _Calendar) -> _Latent
     scores[:, 0] = 0.9 * price + 0.6 * np.isin(style, (2, 3)) + 0.6 * (age <= 1) - 0.2
     scores[:, 1] = 0.9 * value + 0.7 * (style == 1) + 0.6 * (income == 2) - 0.5
     scores[:, 2] = 0.3 + 0.4 * (income == 0)
-    scores[:, 3] = 1.3 * (style == 0) + 0.9 * (age >= 4) - 0.9
-    probs = np.exp(scores)
+    scores[:, 3] = 1.3 * (style == 0) + 0.9 * (age >= 4) - 0.6
+    # Sharpened so that the attributes a business records say a lot about the type
+    # (an uplift or response model has something real to learn), without deciding it.
+    probs = np.exp(_TYPE_SHARPNESS * scores)
     probs /= probs.sum(1, keepdims=True)
     uplift_type = (rng.random(n)[:, None] > np.cumsum(probs, axis=1)).sum(1)
     uplift_type = np.minimum(uplift_type, 3)

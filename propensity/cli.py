@@ -7,17 +7,16 @@ traceback.
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
-from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from propensity.config import CONFIG_FILE, Config, ConfigError, load_config, write_default_config
+from propensity.config import Config, ConfigError, load_config, write_default_config
+from propensity.console import ConfigOption, friendly, parse_date, say
 
 app = typer.Typer(
     help="Churn risk, campaign response and future value for every customer, explained.",
@@ -30,45 +29,11 @@ features_app = typer.Typer(help="Build as-of RFMW, needs and segment features.",
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help=f"Config file (default: ./{CONFIG_FILE} if present, else built-in defaults)."),
-]
 
-F = TypeVar("F", bound=Callable[..., Any])
+def _register_stages() -> None:
+    from training.cli import register as register_training
 
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from features.importer import ImportRefused
-    from features.load import WarehouseError
-
-    return (ConfigError, ImportRefused, WarehouseError)
-
-
-def friendly(fn: F) -> F:
-    """Turn user-caused errors into one line on stderr and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except _user_errors() as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def say(message: str) -> None:
-    """Progress and results go to stderr, so stdout stays clean for data."""
-    typer.echo(message, err=True)
-
-
-def _parse_date(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"{option} {text!r}: use a date like 2024-06-30") from None
+    register_training(app)
 
 
 def _open_warehouse(cfg: Config, read_only: bool = False):
@@ -223,7 +188,7 @@ def features_build(
     from features.windows import Cutoff
 
     cfg = load_config(config)
-    cutoff_date = _parse_date(as_of, "--as-of")
+    cutoff_date = parse_date(as_of, "--as-of")
     target = out or Path(cfg.features.output_dir) / f"features_{cutoff_date.isoformat()}.parquet"
     with _open_warehouse(cfg, read_only=True) as wh:
         end = data_end(wh)
@@ -303,6 +268,9 @@ def demo(
     for path, n in written:
         say(f"  features    {path}  ({n:,} customers)")
     say("  inspect     propensity data status")
+
+
+_register_stages()
 
 
 def main() -> None:  # pragma: no cover - console entry point

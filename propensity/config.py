@@ -75,6 +75,27 @@ class LightgbmConfig(_Section):
     seed: int = 42
 
 
+class TrainingConfig(_Section):
+    """LightGBM settings, the validation split and the promotion gate."""
+
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
+    num_leaves: Annotated[int, Field(ge=2)] = 31
+    min_child_samples: Annotated[int, Field(ge=1)] = 50
+    feature_fraction: Annotated[float, Field(gt=0, le=1)] = 0.9
+    lambda_l2: Annotated[float, Field(ge=0)] = 1.0
+    max_rounds: Annotated[int, Field(ge=1)] = 2000
+    early_stopping_rounds: Annotated[int, Field(ge=1)] = 100
+    tweedie_variance_power: Annotated[float, Field(gt=1, lt=2)] = 1.3
+    # Share of the out-of-time customers used for early stopping and calibration; the
+    # rest is the untouched test half that every reported metric is computed on.
+    tuning_share: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    calibrate_above_ece: Annotated[float, Field(ge=0)] = 0.01
+    # Promotion: the challenger must beat the champion by this much on the same data
+    # (AUC for churn and response, normalised Gini for value).
+    promotion_margin: Annotated[float, Field(ge=0)] = 0.0
+    experiment: str = "propensity"
+
+
 class Config(_Section):
     """The whole `propensity.toml`."""
 
@@ -84,6 +105,7 @@ class Config(_Section):
     import_: ImportConfig = Field(default=ImportConfig(), alias="import")
     features: FeaturesConfig = FeaturesConfig()
     lightgbm: LightgbmConfig = LightgbmConfig()
+    training: TrainingConfig = TrainingConfig()
 
     @field_validator("mapping")
     @classmethod
@@ -202,6 +224,28 @@ output_dir = "out"
 # than free cores slows training by an order of magnitude on a busy machine.
 num_threads = 0
 seed = 42
+
+[training]
+learning_rate = 0.05
+num_leaves = 31
+min_child_samples = 50
+feature_fraction = 0.9
+lambda_l2 = 1.0
+max_rounds = 2000
+early_stopping_rounds = 100
+# The value model's Tweedie objective (many customers spend nothing in the horizon).
+tweedie_variance_power = 1.3
+# The latest labelled cutoff is the out-of-time validation set. This share of its
+# customers is used for early stopping and calibration; the rest is the test half on
+# which every metric (model and baselines) is reported.
+tuning_share = 0.5
+# Calibrate a classifier (Platt scaling on the tuning half) when its calibration error
+# there exceeds this.
+calibrate_above_ece = 0.01
+# `propensity promote` moves `champion` only when the challenger beats it by this much
+# on the same out-of-time data (AUC for churn and response, normalised Gini for value).
+promotion_margin = 0.0
+experiment = "propensity"
 """
 
 

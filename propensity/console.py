@@ -1,0 +1,55 @@
+"""Shared pieces of the command line: one-line user errors, progress output, options."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from propensity.config import CONFIG_FILE, ConfigError
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help=f"Config file (default: ./{CONFIG_FILE} if present, else built-in defaults)."),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from features.importer import ImportRefused
+    from features.load import WarehouseError
+    from training.dataset import TrainingDataError
+    from training.track import RegistryError
+
+    return (ConfigError, ImportRefused, WarehouseError, TrainingDataError, RegistryError)
+
+
+def friendly(fn: F) -> F:
+    """Turn user-caused errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _user_errors() as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def say(message: str) -> None:
+    """Progress and results go to stderr, so stdout stays clean for data."""
+    typer.echo(message, err=True)
+
+
+def parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: use a date like 2024-06-30") from None

@@ -1,0 +1,79 @@
+"""`propensity train` and `propensity promote`: thin commands over training/*."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from propensity.config import Config, load_config
+from propensity.console import ConfigOption, friendly, say
+
+
+class Target(str, Enum):
+    churn = "churn"
+    response = "response"
+    value = "value"
+    all = "all"
+
+
+def _names(target: Target) -> list[str]:
+    return ["churn", "response", "value"] if target is Target.all else [target.value]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the training commands to the main app."""
+    app.command("train")(friendly(train))
+    app.command("promote")(friendly(promote))
+
+
+def train(
+    model: Annotated[Target, typer.Argument(help="Which model to train: churn, response, value or all.")],
+    tune: Annotated[int, typer.Option("--tune", min=0, help="Optuna trials before the final fit (0: use the config's parameters). Trials are scored on the out-of-time tune half and logged as nested runs.")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Train LightGBM models and their baselines on an out-of-time split; log and register them.
+
+    Each model is registered in MLflow under its name with the alias `challenger`;
+    `propensity promote NAME` decides whether it becomes the `champion`.
+    """
+    from features.load import Warehouse
+    from training import pipeline
+
+    cfg = load_config(config)
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
+
+    with Warehouse(cfg.warehouse.url, read_only=True) as wh:
+        outcomes = pipeline.train_and_log(_names(model), wh, cfg, tune_trials=tune, progress=progress)
+    for out in outcomes:
+        say("")
+        say(out.report())
+    say(f"\nregistered as @challenger in {cfg.mlflow.tracking_uri}; next: propensity promote {model.value}")
+
+
+def promote(
+    model: Annotated[Target, typer.Argument(help="Which model to promote: churn, response, value or all.")],
+    margin: Annotated[float | None, typer.Option(help="Required improvement of the primary metric (default: [training] promotion_margin).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Move `champion` to the challenger only if it beats the champion on the same out-of-time data.
+
+    The first version of a model is promoted by this same command. The comparison is
+    recorded on the model version in the registry either way.
+    """
+    from features.load import Warehouse
+    from training import pipeline
+
+    cfg: Config = load_config(config)
+    with Warehouse(cfg.warehouse.url, read_only=True) as wh:
+        decisions = pipeline.promote_models(
+            _names(model), wh, cfg, cfg.training.promotion_margin if margin is None else margin,
+            progress=lambda m: say(f"  {m}"),
+        )
+    for d in decisions:
+        say(d.line())

@@ -1,0 +1,207 @@
+"""Training frames: snapshots stacked over cutoffs, split out of time, never at random.
+
+Churn and value: features and labels at `snapshot_count` cutoffs `snapshot_step_days`
+apart; the latest cutoff whose label window is complete is the out-of-time (OOT) set,
+the earlier ones are the training set. The step must be at least the horizon, so no
+training label looks past the OOT cutoff.
+
+Response: one row per treatment contact, with features as of the campaign's start;
+the latest campaign whose window has ended is the OOT set.
+
+The OOT customers are split in two by a stable hash of the customer id: the *tune*
+half serves early stopping and calibration, the *test* half is untouched until every
+metric, for the model and for each baseline, is computed on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from features.load import Warehouse
+from features.snapshots import build_features, build_snapshots, data_end
+from features.windows import snapshot_cutoffs
+from propensity.config import FeaturesConfig
+from training.feature_sets import TARGETS, feature_lists
+
+MODELS = ("churn", "response", "value")
+
+
+class TrainingDataError(ValueError):
+    """The warehouse cannot give this model a training set; the message says why."""
+
+
+@dataclass
+class TrainingData:
+    """Rows for one model, split out of time, and the features it reads."""
+
+    model: str
+    train: pd.DataFrame
+    tune: pd.DataFrame
+    test: pd.DataFrame
+    numeric: list[str]
+    categorical: list[str]
+    target: str
+    train_cutoffs: list[date]
+    oot_cutoff: date
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical
+
+    def fingerprint(self) -> str:
+        """A short hash of every row and column the model sees (train + OOT)."""
+        h = hashlib.sha256()
+        for part in (self.train, self.tune, self.test):
+            cols = ["customer_id", "as_of", *self.features, self.target]
+            h.update(pd.util.hash_pandas_object(part[cols], index=False).to_numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> str:
+        return (
+            f"{self.model}: train {len(self.train):,} rows ({len(self.train_cutoffs)} cutoffs "
+            f"{self.train_cutoffs[0]}..{self.train_cutoffs[-1]}), out-of-time {self.oot_cutoff}: "
+            f"tune {len(self.tune):,} / test {len(self.test):,}, {len(self.features)} features"
+        )
+
+
+def tune_mask(customer_ids: pd.Series, share: float) -> np.ndarray:
+    """Stable split of customers: True for the tune half (same id, same side, every run)."""
+    buckets = customer_ids.astype(str).map(lambda s: int(hashlib.md5(s.encode()).hexdigest()[:8], 16) % 10_000)
+    return (buckets < share * 10_000).to_numpy()
+
+
+def _split(frame: pd.DataFrame, oot: pd.Timestamp, share: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    is_oot = frame["as_of"] == oot
+    train = frame[~is_oot & (frame["as_of"] < oot)].reset_index(drop=True)
+    valid = frame[is_oot].reset_index(drop=True)
+    mask = tune_mask(valid["customer_id"], share)
+    return train, valid[mask].reset_index(drop=True), valid[~mask].reset_index(drop=True)
+
+
+def churn_value_data(
+    model: str,
+    warehouse: Warehouse,
+    fcfg: FeaturesConfig,
+    tuning_share: float,
+    progress: Callable[[date], None] | None = None,
+    snapshots: pd.DataFrame | None = None,
+) -> TrainingData:
+    """Stacked snapshots for the churn or the value model.
+
+    Args:
+        model: "churn" or "value".
+        warehouse: holds the canonical tables.
+        fcfg: windows, horizon and snapshot schedule.
+        tuning_share: share of OOT customers for early stopping and calibration.
+        progress: called with each cutoff as it is built.
+        snapshots: already built snapshots to reuse (both models share them).
+    """
+    if fcfg.snapshot_count < 2:
+        raise TrainingDataError("[features] snapshot_count must be at least 2: one to train on, one out of time")
+    if fcfg.snapshot_step_days < fcfg.horizon_days:
+        raise TrainingDataError(
+            f"[features] snapshot_step_days ({fcfg.snapshot_step_days}) must be >= horizon_days "
+            f"({fcfg.horizon_days}), or training labels would overlap the out-of-time cutoff"
+        )
+    if snapshots is None:
+        snapshots = build_snapshots(warehouse, fcfg, progress=progress)
+    cutoffs = sorted(snapshots["as_of"].unique())
+    oot = pd.Timestamp(cutoffs[-1])
+    frame = snapshots.copy()
+    target = TARGETS[model]
+    if model == "value":
+        # Tweedie needs a non-negative target; a horizon of net returns is worth nothing.
+        frame[target] = frame[target].clip(lower=0)
+    train, tune, test = _split(frame, oot, tuning_share)
+    numeric, categorical = feature_lists(model, frame)
+    return TrainingData(
+        model, train, tune, test, numeric, categorical, target,
+        [pd.Timestamp(c).date() for c in cutoffs[:-1]], oot.date(),
+    )
+
+
+def _campaign_starts(warehouse: Warehouse, end: date) -> pd.DataFrame:
+    if not (warehouse.has("contacts") and warehouse.has("campaigns")):
+        raise TrainingDataError("the response model needs `campaigns` and `contacts` tables; import them first")
+    return warehouse.query(
+        """
+        select c.campaign_id, any_value(c.kind) as campaign_kind,
+               least(min(c.start), min(k.contacted_at))::date as as_of,
+               max(c."end")::date as ends
+        from campaigns c join contacts k using (campaign_id)
+        where k."group" = 'treatment'
+        group by c.campaign_id
+        having max(c."end")::date < $end
+        order by as_of, c.campaign_id
+        """,
+        {"end": end},
+    )
+
+
+def response_data(
+    warehouse: Warehouse,
+    fcfg: FeaturesConfig,
+    tuning_share: float,
+    progress: Callable[[date], None] | None = None,
+) -> TrainingData:
+    """One row per treatment contact of every finished campaign, features as of its start."""
+    campaigns = _campaign_starts(warehouse, data_end(warehouse))
+    if len(campaigns["as_of"].unique()) < 2:
+        raise TrainingDataError(
+            "the response model needs finished campaigns on at least two start dates "
+            f"(found {len(campaigns)}): one to train on, one out of time"
+        )
+    contacts = warehouse.query(
+        """select campaign_id, customer_id, min(contacted_at) as contacted_at, bool_or(responded) as responded
+           from contacts where "group" = 'treatment' group by campaign_id, customer_id"""
+    )
+    frames, dropped = [], 0
+    for as_of, group in campaigns.groupby("as_of", sort=True):
+        if progress is not None:
+            progress(as_of)
+        feats = build_features(warehouse, as_of, fcfg, with_labels=False)
+        rows = contacts.merge(group[["campaign_id", "campaign_kind"]], on="campaign_id")
+        joined = rows.merge(feats, on="customer_id", how="inner")
+        dropped += len(rows) - len(joined)
+        joined["as_of"] = pd.Timestamp(as_of)
+        joined["label_response"] = joined["responded"].astype("int64")
+        frames.append(joined)
+    frame = pd.concat(frames, ignore_index=True)
+    oot = frame["as_of"].max()
+    train, tune, test = _split(frame, oot, tuning_share)
+    numeric, categorical = feature_lists("response", frame)
+    notes = []
+    if dropped:
+        notes.append(f"{dropped:,} contacts of customers with no purchase history before the campaign were left out")
+    return TrainingData(
+        "response", train, tune, test, numeric, categorical, "label_response",
+        sorted({d.date() for d in train["as_of"]}), oot.date(), notes,
+    )
+
+
+def training_data(
+    model: str,
+    warehouse: Warehouse,
+    fcfg: FeaturesConfig,
+    tuning_share: float,
+    progress: Callable[[date], None] | None = None,
+    snapshots: pd.DataFrame | None = None,
+) -> TrainingData:
+    """The training data of `model` (churn, response or value)."""
+    if model == "response":
+        return response_data(warehouse, fcfg, tuning_share, progress)
+    if model in ("churn", "value"):
+        return churn_value_data(model, warehouse, fcfg, tuning_share, progress, snapshots)
+    raise TrainingDataError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+
+
+def default_cutoffs(warehouse: Warehouse, fcfg: FeaturesConfig) -> list[date]:
+    """The snapshot cutoffs the churn and value models would use now."""
+    return snapshot_cutoffs(data_end(warehouse), fcfg.horizon_days, fcfg.snapshot_step_days, fcfg.snapshot_count)

@@ -1,0 +1,167 @@
+"""The training stage end to end: data -> (tuning) -> model + baselines -> MLflow.
+
+Used by the CLI and the notebooks, so both run exactly the same steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from features.load import Warehouse
+from propensity.config import Config
+from training.dataset import TrainingData, training_data
+from training.feature_sets import model_input
+from training.promote import Decision, promote
+from training.track import LoggedVersion, configure, git_commit, log_model_run, log_trial, start_parent_run
+from training.train import TrainingResult, fit_lgbm, score_on, train_model, truth_spearman
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Outcome:
+    """A trained, logged and registered model."""
+
+    result: TrainingResult
+    version: LoggedVersion
+    truth_spearman: dict[str, dict[str, float]] | None
+    tuned: dict[str, Any] | None
+
+    def report(self) -> str:
+        r = self.result
+        table = r.table()
+        cols = [c for c in table.columns if c in ("auc", "pr_auc", "log_loss", "brier", "ece", "lift_10", "capture_10",
+                                                   "spearman", "gini_norm", "top_decile_capture", "rmse")]
+        lines = [
+            f"{r.name} version {self.version.version} (run {self.version.run_id[:8]}): {r.data.summary()}",
+            table[cols].round(4).to_string(),
+        ]
+        if self.truth_spearman is not None:
+            lines.append("Spearman with the sample world's true probabilities (all / alive customers):")
+            lines += [f"  {k:<14} {v['all']:.3f} / {v['alive']:.3f}" for k, v in self.truth_spearman.items()]
+        lines += [f"note: {n}" for n in r.notes]
+        return "\n".join(lines)
+
+
+SEARCH_SPACE = {
+    "learning_rate": ("float_log", 0.01, 0.2),
+    "num_leaves": ("int", 7, 127),
+    "min_child_samples": ("int", 10, 300),
+    "feature_fraction": ("float", 0.5, 1.0),
+    "lambda_l2": ("float_log", 1e-3, 30.0),
+}
+
+
+def tune(data: TrainingData, cfg: Config, trials: int, experiment_id: str, progress: Progress) -> dict[str, Any]:
+    """Optuna search on the tune half; each trial is a nested MLflow run. Returns the best parameters."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=cfg.lightgbm.seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    with start_parent_run(experiment_id, f"tune-{data.model}") as parent:
+        def objective(trial: optuna.Trial) -> float:
+            params: dict[str, Any] = {}
+            for name, (kind, lo, hi) in SEARCH_SPACE.items():
+                if kind == "int":
+                    params[name] = trial.suggest_int(name, int(lo), int(hi))
+                else:
+                    params[name] = trial.suggest_float(name, lo, hi, log=kind == "float_log")
+            model = fit_lgbm(data, cfg, params)
+            score = score_on(data, model)
+            log_trial(experiment_id, parent.info.run_id, trial.number, params, {"tune_score": score, "trees": model.best_iteration_})
+            progress(f"  trial {trial.number + 1}/{trials}: {score:.4f}")
+            return score
+
+        study.optimize(objective, n_trials=trials)
+    return dict(study.best_params)
+
+
+def artifacts(result: TrainingResult, spearman: dict[str, dict[str, float]] | None) -> dict[str, Any]:
+    """Files logged with each run: feature list, charts, fingerprint, cutoffs, metrics."""
+    from training import evaluate as ev
+
+    data = result.data
+    y = data.test[data.target].to_numpy()
+    out: dict[str, Any] = {
+        "features.json": {"numeric": data.numeric, "categorical": data.categorical,
+                          "categories": result.model.categories_},
+        "data_fingerprint.json": {"fingerprint": data.fingerprint(), "train_rows": len(data.train),
+                                  "tune_rows": len(data.tune), "test_rows": len(data.test)},
+        "cutoffs.json": {"train": [str(c) for c in data.train_cutoffs], "out_of_time": str(data.oot_cutoff)},
+        "metrics_by_scorer.csv": result.table().reset_index(names="scorer"),
+    }
+    if spearman is not None:
+        out["truth_check.json"] = {"spearman_with_true_probability": spearman}
+    if data.model == "value":
+        out["value_deciles.png"] = ev.plot_value_deciles(
+            ev.value_deciles(y, result.test_predictions["model"]), f"{data.model}: predicted vs actual by decile")
+        out["gain.png"] = ev.plot_gain(
+            {k: ev.gain_curve(y, p) for k, p in result.test_predictions.items()}, f"{data.model}: value captured")
+    else:
+        out["gain.png"] = ev.plot_gain(
+            {k: ev.gain_curve(y, p) for k, p in result.test_predictions.items()}, f"{data.model}: gain on out-of-time test")
+        out["calibration.png"] = ev.plot_calibration(
+            {k: ev.reliability_curve(y, p) for k, p in result.test_predictions.items()}, f"{data.model}: reliability")
+    return out
+
+
+def train_and_log(
+    names: list[str],
+    warehouse: Warehouse,
+    cfg: Config,
+    tune_trials: int = 0,
+    progress: Progress = lambda _m: None,
+) -> list[Outcome]:
+    """Train, evaluate, log and register each named model (churn, response, value)."""
+    experiment_id = configure(cfg.mlflow, cfg.training.experiment)
+    truth = warehouse.read("synth_truth") if warehouse.has("synth_truth") else pd.DataFrame()
+    commit = git_commit()
+    snapshots = None
+    outcomes = []
+    for name in names:
+        progress(f"{name}: building training data")
+        if name in ("churn", "value") and snapshots is not None:
+            data = training_data(name, warehouse, cfg.features, cfg.training.tuning_share, snapshots=snapshots)
+        else:
+            data = training_data(name, warehouse, cfg.features, cfg.training.tuning_share,
+                                 progress=lambda c: progress(f"  features as of {c}"))
+            if name in ("churn", "value"):
+                snapshots = pd.concat([data.train, data.tune, data.test], ignore_index=True)
+        progress(data.summary())
+        tuned = tune(data, cfg, tune_trials, experiment_id, progress) if tune_trials else None
+        result = train_model(data, cfg, tuned, progress)
+        spearman = truth_spearman(result, truth)
+        metrics = result.flat_metrics()
+        for scorer, values in (spearman or {}).items():
+            for subset, value in values.items():
+                metrics[f"{scorer}.truth_spearman_{subset}"] = value
+        tags = {
+            "model": name, "git_commit": commit, "data_fingerprint": data.fingerprint(),
+            "oot_cutoff": str(data.oot_cutoff), "train_cutoffs": ",".join(str(c) for c in data.train_cutoffs),
+            "warehouse": warehouse.url, "tuned_trials": str(tune_trials),
+        }
+        example = model_input(data.test.head(5), data.numeric, data.categorical)
+        version = log_model_run(name, result.model, example, result.params, metrics, tags,
+                                artifacts(result, spearman), experiment_id)
+        outcomes.append(Outcome(result, version, spearman, tuned))
+    return outcomes
+
+
+def promote_models(
+    names: list[str], warehouse: Warehouse, cfg: Config, margin: float, progress: Progress = lambda _m: None
+) -> list[Decision]:
+    """Run the promotion gate for each named model on freshly built out-of-time data."""
+    configure(cfg.mlflow, cfg.training.experiment)
+    decisions, snapshots = [], None
+    for name in names:
+        progress(f"{name}: rebuilding the out-of-time data")
+        data = training_data(name, warehouse, cfg.features, cfg.training.tuning_share, snapshots=snapshots)
+        if name in ("churn", "value"):
+            snapshots = pd.concat([data.train, data.tune, data.test], ignore_index=True)
+        decisions.append(promote(name, data, margin))
+    return decisions

@@ -1,0 +1,214 @@
+"""Every MLflow call of the project: tracking store, runs, the pyfunc model, the registry.
+
+The store is a sqlite database with artifacts in a folder, both under `mlruns/` by
+default (a plain file store is in maintenance mode in MLflow 3). Models are registered
+under their model name (`churn`, `response`, `value`); aliases `challenger` and
+`champion` point at versions. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from propensity.config import MlflowConfig
+from training.models import LgbmModel
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+
+
+class RegistryError(ValueError):
+    """A registry request the user can fix (unknown model, no challenger, ...)."""
+
+
+def _mlflow():
+    import mlflow
+
+    return mlflow
+
+
+def configure(cfg: MlflowConfig, experiment: str) -> str:
+    """Point MLflow at the local store and return the experiment id (created if new)."""
+    mlflow = _mlflow()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    uri = cfg.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        return exp.experiment_id
+    location = Path(cfg.artifact_location).resolve()
+    location.mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(experiment, artifact_location=location.as_uri())
+
+
+def git_commit() -> str:
+    """The code version: the current git commit (+ '-dirty' with uncommitted changes)."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+# -- the pyfunc model ------------------------------------------------------------------
+def _pyfunc_class():
+    mlflow = _mlflow()
+
+    class PropensityModel(mlflow.pyfunc.PythonModel):
+        """Booster + category maps + feature order + calibration; returns probabilities or values."""
+
+        def load_context(self, context: Any) -> None:
+            self.model = LgbmModel.load(context.artifacts["booster"], context.artifacts["meta"])
+
+        def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
+            return self.model.predict(model_input)
+
+    return PropensityModel
+
+
+@dataclass(frozen=True)
+class LoggedVersion:
+    """A registered model version produced by a training run."""
+
+    name: str
+    version: str
+    run_id: str
+
+
+def log_model_run(
+    name: str,
+    model: LgbmModel,
+    example: pd.DataFrame,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: dict[str, Any],
+    experiment_id: str,
+    parent_run_id: str | None = None,
+) -> LoggedVersion:
+    """Log one training run: parameters, metrics, artifacts, the pyfunc model; register it.
+
+    Args:
+        name: registered model name (churn, response, value).
+        model: the fitted model.
+        example: a few rows of model input (numbers as float, categories as text).
+        params, metrics, tags: logged as they are.
+        artifacts: file name -> matplotlib Figure, DataFrame (CSV), dict/list (JSON) or text.
+        experiment_id: from `configure`.
+        parent_run_id: nest the run under this one.
+
+    Returns:
+        The registered version; alias `challenger` now points at it.
+    """
+    mlflow = _mlflow()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{name}", nested=parent_run_id is not None,
+                          parent_run_id=parent_run_id) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
+        mlflow.set_tags(tags)
+        with tempfile.TemporaryDirectory() as tmp:
+            for fname, obj in artifacts.items():
+                _log_artifact(Path(tmp), fname, obj)
+            booster, meta = os.path.join(tmp, "booster.txt"), os.path.join(tmp, "meta.json")
+            model.save(booster, meta)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=_pyfunc_class()(),
+                artifacts={"booster": booster, "meta": meta},
+                input_example=example,
+                registered_model_name=name,
+            )
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        for k, v in tags.items():
+            client.set_model_version_tag(name, version, k, v)
+        return LoggedVersion(name, version, run.info.run_id)
+
+
+def _log_artifact(folder: Path, fname: str, obj: Any) -> None:
+    mlflow = _mlflow()
+    path = folder / fname
+    if hasattr(obj, "savefig"):
+        obj.savefig(path, dpi=110, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(obj)
+    elif isinstance(obj, pd.DataFrame):
+        obj.to_csv(path, index=False)
+    elif isinstance(obj, (dict, list)):
+        path.write_text(json.dumps(obj, indent=1, default=str))
+    else:
+        path.write_text(str(obj))
+    mlflow.log_artifact(str(path))
+
+
+def start_parent_run(experiment_id: str, name: str):
+    """A run that groups nested runs (tuning trials); use as a context manager."""
+    return _mlflow().start_run(experiment_id=experiment_id, run_name=name)
+
+
+def log_trial(experiment_id: str, parent_run_id: str, number: int, params: dict, metrics: dict) -> None:
+    """One tuning trial as a nested run."""
+    mlflow = _mlflow()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{number}", nested=True, parent_run_id=parent_run_id):
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+
+
+# -- registry --------------------------------------------------------------------------
+def load_pyfunc(name: str, alias: str):
+    """`models:/<name>@<alias>` as a pyfunc model."""
+    mlflow = _mlflow()
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    except mlflow.exceptions.MlflowException as e:
+        raise RegistryError(f"no model {name}@{alias} in the registry ({str(e).splitlines()[0]})") from None
+
+
+def alias_version(name: str, alias: str) -> dict[str, Any] | None:
+    """Version number, run id and tags of `name@alias`, or None when the alias is unset."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+    return {"version": mv.version, "run_id": mv.run_id, "tags": dict(mv.tags)}
+
+
+def run_data(run_id: str) -> tuple[dict[str, str], dict[str, float]]:
+    """Parameters and metrics of a run."""
+    run = _mlflow().MlflowClient().get_run(run_id)
+    return dict(run.data.params), dict(run.data.metrics)
+
+
+def set_champion(name: str, version: str, record: dict[str, Any]) -> None:
+    """Point `champion` at `version` and record why on the version and the model."""
+    client = _mlflow().MlflowClient()
+    client.set_registered_model_alias(name, CHAMPION, version)
+    for k, v in record.items():
+        client.set_model_version_tag(name, version, f"promotion.{k}", str(v))
+    client.update_registered_model(name, description=f"champion = version {version}: {json.dumps(record, default=str)}")
+
+
+def record_refusal(name: str, version: str, record: dict[str, Any]) -> None:
+    """Record on the challenger version that promotion was refused, and why."""
+    client = _mlflow().MlflowClient()
+    for k, v in record.items():
+        client.set_model_version_tag(name, version, f"promotion.{k}", str(v))
