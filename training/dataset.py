@@ -163,7 +163,8 @@ def response_data(
            from contacts where "group" = 'treatment' group by campaign_id, customer_id"""
     )
     frames, dropped = [], 0
-    for as_of, group in campaigns.groupby("as_of", sort=True):
+    for stamp, group in campaigns.groupby("as_of", sort=True):
+        as_of = pd.Timestamp(stamp).date()
         if progress is not None:
             progress(as_of)
         feats = build_features(warehouse, as_of, fcfg, with_labels=False)

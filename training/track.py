@@ -39,6 +39,8 @@ def _mlflow():
 
 def configure(cfg: MlflowConfig, experiment: str) -> str:
     """Point MLflow at the local store and return the experiment id (created if new)."""
+    # MLflow reads this when it downloads artifacts; bars would flood the CLI's output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow = _mlflow()
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     uri = cfg.tracking_uri
@@ -65,20 +67,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-# -- the pyfunc model ------------------------------------------------------------------
-def _pyfunc_class():
-    mlflow = _mlflow()
-
-    class PropensityModel(mlflow.pyfunc.PythonModel):
-        """Booster + category maps + feature order + calibration; returns probabilities or values."""
-
-        def load_context(self, context: Any) -> None:
-            self.model = LgbmModel.load(context.artifacts["booster"], context.artifacts["meta"])
-
-        def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
-            return self.model.predict(model_input)
-
-    return PropensityModel
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
 @dataclass(frozen=True)
@@ -128,13 +117,14 @@ def log_model_run(
             model.save(booster, meta)
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=_pyfunc_class()(),
+                python_model=str(MODEL_CODE),
                 artifacts={"booster": booster, "meta": meta},
                 input_example=example,
-                registered_model_name=name,
             )
-        version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.create_registered_model(name, description=f"propensity {name} model")
+        version = str(client.create_model_version(name, source=info.model_uri, run_id=run.info.run_id).version)
         client.set_registered_model_alias(name, CHALLENGER, version)
         for k, v in tags.items():
             client.set_model_version_tag(name, version, k, v)
