@@ -244,17 +244,27 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the sample world.")] = 0,
     config: ConfigOption = None,
 ) -> None:
-    """The main job end to end on the built-in sample world, then where to look."""
+    """The main job end to end on the built-in sample world, then where to look.
+
+    Sample world -> as-of features -> train churn, response and value (with baselines,
+    logged to MLflow) -> promote through the gate.
+    """
     from features.snapshots import build_features, data_end
+    from training.pipeline import promote_models, train_and_log
 
     cfg = load_config(config)
-    say("1/2 sample world")
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
+
+    say("1/4 sample world")
     with _open_warehouse(cfg) as wh:
         _synth_into(wh, customers, seed)
         end = data_end(wh)
         # The latest cutoff with a complete label window, and the day after the data.
         labelled = end - timedelta(days=cfg.features.horizon_days)
-        say(f"2/2 features as of {labelled} (labelled) and {end} (scoring)")
+        say(f"2/4 features as of {labelled} (labelled) and {end} (scoring)")
         out_dir = Path(cfg.features.output_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
@@ -263,11 +273,23 @@ def demo(
             path = out_dir / f"features_{cut.isoformat()}.parquet"
             frame.to_parquet(path, index=False)
             written.append((path, len(frame)))
-    say("\ndone. Where to look:")
-    say(f"  warehouse   {cfg.warehouse.url}  (tables: transactions, customers, needs_evaluations, campaigns, contacts, rejected_*, synth_truth)")
+        say("3/4 training churn, response and value against their baselines")
+        outcomes = train_and_log(["churn", "response", "value"], wh, cfg, progress=progress)
+        for out in outcomes:
+            say("")
+            say(out.report())
+        say("\n4/4 promotion gate")
+        decisions = promote_models(["churn", "response", "value"], wh, cfg, cfg.training.promotion_margin)
+        for d in decisions:
+            say("  " + d.line())
+    store = cfg.mlflow.tracking_uri
+    say(f"\ndone in {time.perf_counter() - start:.0f}s. Where to look:")
+    say(f"  warehouse   {cfg.warehouse.url}  (transactions, customers, needs_evaluations, campaigns, contacts, rejected_*, synth_truth)")
     for path, n in written:
         say(f"  features    {path}  ({n:,} customers)")
-    say("  inspect     propensity data status")
+    say(f"  models      {store}: churn, response, value @champion (artifacts under {cfg.mlflow.artifact_location})")
+    say(f"  MLflow UI   .venv/bin/mlflow ui --backend-store-uri {store}   (then open http://127.0.0.1:5000)")
+    say("  tables      .venv/bin/propensity data status")
 
 
 _register_stages()
