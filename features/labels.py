@@ -18,7 +18,7 @@ def labels_ctes() -> list[tuple[str, str]]:
         (
             "orders_after",
             f"""
-            select customer_id, order_id, sum(amount) as net
+            select customer_id, order_id, round(sum(amount), 6) as net
             from transactions where {in_horizon('ts')}
             group by customer_id, order_id""",
         ),

@@ -53,6 +53,7 @@ def reference_features(
     )
     orders["bought"] = tx.assign(p=tx["amount"].clip(lower=0)).groupby(["customer_id", "order_id"])["p"].sum().values
     orders["returned"] = tx.assign(p=(-tx["amount"]).clip(lower=0)).groupby(["customer_id", "order_id"])["p"].sum().values
+    orders["net"] = orders["net"].round(6)  # as the SQL: exact cancellations are 0, not +-1e-15
     orders["day"] = orders["first_ts"].dt.normalize()
     orders["age"] = (cut - orders["day"]).dt.days
 
@@ -152,7 +153,7 @@ def reference_features(
 
     # labels
     after = transactions[(transactions["ts"] >= cut) & (transactions["ts"] < end)]
-    onet = after.groupby(["customer_id", "order_id"])["amount"].sum().reset_index()
+    onet = after.groupby(["customer_id", "order_id"])["amount"].sum().round(6).reset_index()
     purchases = onet[onet["amount"] > 0].groupby("customer_id").size()
     value = after.groupby("customer_id")["amount"].sum()
     ids = out["customer_id"]

@@ -300,3 +300,13 @@ def test_sql_equals_pandas_reference_on_the_sample_world(sample_world_warehouse,
         assert sql["label_contacted"].sum() > 100
     assert set(sql.columns) - {"as_of"} == set(ref.columns)
     assert_same(sql, ref)
+
+
+def test_an_order_cancelled_to_the_cent_is_not_a_purchase(warehouse: Warehouse) -> None:
+    # 0.1 + 0.2 - 0.3 is 5.6e-17 in floating point: without rounding it would be a purchase
+    rows = [("a", "o1", "2024-06-01 10:00", 0.1, "x"), ("a", "o1", "2024-06-01 10:00", 0.2, "x"),
+            ("a", "o1", "2024-06-01 10:05", -0.3, "x"), ("a", "o2", "2024-05-01 10:00", 5.0, "x")]
+    load(warehouse, transactions=tx_frame(rows))
+    f = build_features(warehouse, AS_OF, CFG)
+    assert f["purchases_total"].tolist() == [1]
+    assert f["recency_days"].tolist() == [61]
