@@ -25,7 +25,7 @@ def labels_ctes() -> list[tuple[str, str]]:
         (
             "spend_after",
             """
-            select customer_id, sum(net) as label_value,
+            select customer_id, round(sum(net), 6) as label_value,
                    count(*) filter (where net > 0) as label_purchases
             from orders_after group by customer_id""",
         ),
@@ -41,7 +41,7 @@ def labels_ctes() -> list[tuple[str, str]]:
 
 def label_select() -> str:
     """Label columns (after `label_joins`)."""
-    return f"""
+    return """
         case when coalesce(sa.label_purchases, 0) = 0 then 1 else 0 end as label_churn,
         coalesce(sa.label_value, 0) as label_value,
         coalesce(sa.label_purchases, 0) as label_purchases,

@@ -43,8 +43,8 @@ def orders_sql() -> str:
                min(ts)::date as day,
                {days_before_as_of('min(ts)::date')} as age,
                round(sum(amount), 6) as net,
-               coalesce(sum(amount) filter (where amount > 0), 0) as bought,
-               coalesce(-sum(amount) filter (where amount < 0), 0) as returned
+               round(coalesce(sum(amount) filter (where amount > 0), 0), 6) as bought,
+               round(coalesce(-sum(amount) filter (where amount < 0), 0), 6) as returned
         from lines_before group by customer_id, order_id"""
 
 
@@ -76,6 +76,16 @@ def gaps_sql() -> str:
         group by customer_id"""
 
 
+def money(expr: str) -> str:
+    """A sum of amounts rounded to 6 decimals.
+
+    DuckDB adds floating-point partial sums in whatever order its threads finish, so an
+    unrounded sum can differ in the 12th digit from run to run; downstream, LightGBM can
+    then choose a different split. Rounding makes features, and so models, repeatable.
+    """
+    return f"round({expr}, 6)"
+
+
 def order_features_sql(cfg: FeaturesConfig) -> str:
     """Recency, frequency, monetary, spend, trend, tenure and returns per customer."""
     n = cfg.frequency_window_days
@@ -90,17 +100,17 @@ def order_features_sql(cfg: FeaturesConfig) -> str:
     for w in windows:
         parts += [
             f"count(*) filter (where net > 0 and age <= {w}) as frequency_{w}d",
-            f"sum(net) filter (where net > 0 and age <= {w}) / count(*) filter (where net > 0 and age <= {w}) as monetary_avg_{w}d",
-            f"coalesce(sum(net) filter (where age <= {w}), 0) as spend_{w}d",
+            f"{money(f'sum(net) filter (where net > 0 and age <= {w})')} / count(*) filter (where net > 0 and age <= {w}) as monetary_avg_{w}d",
+            f"{money(f'coalesce(sum(net) filter (where age <= {w}), 0)')} as spend_{w}d",
         ]
     last_f = f"count(*) filter (where net > 0 and age <= {t})"
     prior_f = f"count(*) filter (where net > 0 and age > {t} and age <= {2 * t})"
-    last_s = f"coalesce(sum(net) filter (where net > 0 and age <= {t}), 0)"
-    prior_s = f"coalesce(sum(net) filter (where net > 0 and age > {t} and age <= {2 * t}), 0)"
+    last_s = money(f"coalesce(sum(net) filter (where net > 0 and age <= {t}), 0)")
+    prior_s = money(f"coalesce(sum(net) filter (where net > 0 and age > {t} and age <= {2 * t}), 0)")
     parts += [
         f"({last_f} - {prior_f})::double / nullif({last_f} + {prior_f}, 0) as frequency_trend",
         f"({last_s} - {prior_s}) / nullif({last_s} + {prior_s}, 0) as spend_trend",
-        f"sum(returned) filter (where age <= {n}) / nullif(sum(bought) filter (where age <= {n}), 0) as returns_share_{n}d",
+        f"{money(f'sum(returned) filter (where age <= {n})')} / nullif({money(f'sum(bought) filter (where age <= {n})')}, 0) as returns_share_{n}d",
     ]
     return "select customer_id,\n  " + ",\n  ".join(parts) + "\nfrom orders group by customer_id"
 

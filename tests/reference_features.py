@@ -51,8 +51,8 @@ def reference_features(
         .agg(first_ts=("ts", "min"), net=("amount", "sum"))
         .reset_index()
     )
-    orders["bought"] = tx.assign(p=tx["amount"].clip(lower=0)).groupby(["customer_id", "order_id"])["p"].sum().values
-    orders["returned"] = tx.assign(p=(-tx["amount"]).clip(lower=0)).groupby(["customer_id", "order_id"])["p"].sum().values
+    orders["bought"] = tx.assign(p=tx["amount"].clip(lower=0)).groupby(["customer_id", "order_id"])["p"].sum().round(6).values
+    orders["returned"] = tx.assign(p=(-tx["amount"]).clip(lower=0)).groupby(["customer_id", "order_id"])["p"].sum().round(6).values
     orders["net"] = orders["net"].round(6)  # as the SQL: exact cancellations are 0, not +-1e-15
     orders["day"] = orders["first_ts"].dt.normalize()
     orders["age"] = (cut - orders["day"]).dt.days
@@ -68,16 +68,17 @@ def reference_features(
         for w in windows:
             pw = p[p["age"] <= w]
             row[f"frequency_{w}d"] = len(pw)
-            row[f"monetary_avg_{w}d"] = pw["net"].sum() / len(pw) if len(pw) else np.nan
-            row[f"spend_{w}d"] = o.loc[o["age"] <= w, "net"].sum()
+            row[f"monetary_avg_{w}d"] = round(pw["net"].sum(), 6) / len(pw) if len(pw) else np.nan
+            row[f"spend_{w}d"] = round(o.loc[o["age"] <= w, "net"].sum(), 6)
         last = p[p["age"] <= trend]
         prior = p[(p["age"] > trend) & (p["age"] <= 2 * trend)]
         fl, fp = len(last), len(prior)
         row["frequency_trend"] = (fl - fp) / (fl + fp) if fl + fp else np.nan
-        sl, sp = last["net"].sum(), prior["net"].sum()
+        sl, sp = round(last["net"].sum(), 6), round(prior["net"].sum(), 6)
         row["spend_trend"] = (sl - sp) / (sl + sp) if sl + sp else np.nan
         ow = o[o["age"] <= window]
-        row[f"returns_share_{window}d"] = ow["returned"].sum() / ow["bought"].sum() if ow["bought"].sum() else np.nan
+        ret, bought = round(ow["returned"].sum(), 6), round(ow["bought"].sum(), 6)
+        row[f"returns_share_{window}d"] = ret / bought if bought else np.nan
         days = np.sort(p["day"].unique())
         gaps = np.diff(days).astype("timedelta64[D]").astype(float)
         row["gap_mean_days"] = gaps.mean() if len(gaps) else np.nan
@@ -155,7 +156,7 @@ def reference_features(
     after = transactions[(transactions["ts"] >= cut) & (transactions["ts"] < end)]
     onet = after.groupby(["customer_id", "order_id"])["amount"].sum().round(6).reset_index()
     purchases = onet[onet["amount"] > 0].groupby("customer_id").size()
-    value = after.groupby("customer_id")["amount"].sum()
+    value = onet.groupby("customer_id")["amount"].sum().round(6)
     ids = out["customer_id"]
     out["label_purchases"] = ids.map(purchases).fillna(0).astype("int64")
     out["label_churn"] = (out["label_purchases"] == 0).astype("int64")

@@ -81,7 +81,7 @@ def tune(data: TrainingData, cfg: Config, trials: int, experiment_id: str, progr
     return dict(study.best_params)
 
 
-def artifacts(result: TrainingResult, spearman: dict[str, dict[str, float]] | None) -> dict[str, Any]:
+def artifacts(result: TrainingResult, spearman: dict[str, dict[str, float]] | None, commit: str) -> dict[str, Any]:
     """Files logged with each run: feature list, charts, fingerprint, cutoffs, metrics."""
     from training import evaluate as ev
 
@@ -91,7 +91,8 @@ def artifacts(result: TrainingResult, spearman: dict[str, dict[str, float]] | No
         "features.json": {"numeric": data.numeric, "categorical": data.categorical,
                           "categories": result.model.categories_},
         "data_fingerprint.json": {"fingerprint": data.fingerprint(), "train_rows": len(data.train),
-                                  "tune_rows": len(data.tune), "test_rows": len(data.test)},
+                                  "tune_rows": len(data.tune), "test_rows": len(data.test),
+                                  "git_commit": commit},
         "cutoffs.json": {"train": [str(c) for c in data.train_cutoffs], "out_of_time": str(data.oot_cutoff)},
         "metrics_by_scorer.csv": result.table().reset_index(names="scorer"),
     }
@@ -147,7 +148,7 @@ def train_and_log(
         }
         example = model_input(data.test.head(5), data.numeric, data.categorical)
         version = log_model_run(name, result.model, example, result.params, metrics, tags,
-                                artifacts(result, spearman), experiment_id)
+                                artifacts(result, spearman, commit), experiment_id)
         outcomes.append(Outcome(result, version, spearman, tuned))
     return outcomes
 

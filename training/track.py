@@ -136,9 +136,6 @@ def _log_artifact(folder: Path, fname: str, obj: Any) -> None:
     path = folder / fname
     if hasattr(obj, "savefig"):
         obj.savefig(path, dpi=110, bbox_inches="tight")
-        import matplotlib.pyplot as plt
-
-        plt.close(obj)
     elif isinstance(obj, pd.DataFrame):
         obj.to_csv(path, index=False)
     elif isinstance(obj, (dict, list)):
