@@ -23,10 +23,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _user_errors() -> tuple[type[Exception], ...]:
     from features.importer import ImportRefused
     from features.load import WarehouseError
+    from training.customer_reasons import UnknownCustomer
     from training.dataset import TrainingDataError
     from training.track import RegistryError
 
-    return (ConfigError, ImportRefused, WarehouseError, TrainingDataError, RegistryError)
+    return (ConfigError, ImportRefused, WarehouseError, TrainingDataError, RegistryError, UnknownCustomer)
 
 
 def friendly(fn: F) -> F:

@@ -199,3 +199,48 @@ def record_refusal(name: str, version: str, record: dict[str, Any]) -> None:
     client = _mlflow().MlflowClient()
     for k, v in record.items():
         client.set_model_version_tag(name, version, f"promotion.{k}", str(v))
+
+
+def log_run_artifacts(run_id: str, artifacts: dict[str, Any]) -> None:
+    """Add artifacts to a finished run (explanations and the model card come after registration)."""
+    mlflow = _mlflow()
+    with mlflow.start_run(run_id=run_id):
+        with tempfile.TemporaryDirectory() as tmp:
+            for fname, obj in artifacts.items():
+                _log_artifact(Path(tmp), fname, obj)
+
+
+def download_run_artifacts(run_id: str, folder: Path) -> Path:
+    """Every top-level artifact file of a run, downloaded into `folder`."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    for item in client.list_artifacts(run_id):
+        if not item.is_dir:
+            client.download_artifacts(run_id, item.path, str(folder))
+    return folder
+
+
+def version_record(name: str, version: str) -> dict[str, Any]:
+    """A registered version: run id, creation time, tags and the aliases pointing at it."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    try:
+        mv = client.get_model_version(name, version)
+    except mlflow.exceptions.MlflowException:
+        raise RegistryError(f"no version {version} of model {name!r} in the registry") from None
+    return {
+        "run_id": mv.run_id,
+        "created_at": mv.creation_timestamp,
+        "tags": dict(mv.tags),
+        "aliases": list(getattr(mv, "aliases", []) or []),
+    }
+
+
+def resolve_version(name: str, ref: str) -> str:
+    """A version number from '3', 'champion' or 'challenger'."""
+    if ref.isdigit():
+        return ref
+    info = alias_version(name, ref)
+    if info is None:
+        raise RegistryError(f"no {name}@{ref} in the registry; train (and promote) it first")
+    return str(info["version"])
