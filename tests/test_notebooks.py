@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 CHECK_LINES = {
     "01_explore_rfmw.ipynb": "segment checks passed",
     "02_retrain_and_compare.ipynb": "retrain checks passed",
+    "03_read_explanations.ipynb": "auditor checks passed",
 }
 
 

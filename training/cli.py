@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from propensity.config import Config, load_config
+from propensity.config import Config, ConfigError, load_config
 from propensity.console import ConfigOption, friendly, parse_date, say
 
 explain_app = typer.Typer(help="Explain models (model cards) and single customers (reason codes).", no_args_is_help=True)
@@ -30,6 +31,7 @@ def register(app: typer.Typer) -> None:
     app.command("train")(friendly(train))
     app.command("promote")(friendly(promote))
     explain_app.command("customer")(friendly(explain_customer))
+    explain_app.command("model")(friendly(explain_model))
     app.add_typer(explain_app, name="explain")
 
 
@@ -112,3 +114,24 @@ def explain_customer(
     for exp in explain(row, models, k=top, campaign_kind=campaign_kind):
         typer.echo("")
         typer.echo("\n".join(exp.lines()))
+
+
+def explain_model(
+    model: Annotated[str, typer.Argument(help="NAME[@ALIAS or @VERSION], e.g. churn, churn@challenger, value@3 (default alias: champion).")],
+    out: Annotated[Path, typer.Option(help="Where to write the self-contained HTML model card.")] = Path("model_card.html"),
+    config: ConfigOption = None,
+) -> None:
+    """Write the model card of a registered version: purpose, data, metrics against baselines,
+    calibration, global SHAP, performance by segment and band, limitations, lineage."""
+    from training.cards import render_card
+    from training.track import configure
+
+    cfg = load_config(config)
+    name, _, ref = model.partition("@")
+    if name not in ("churn", "response", "value"):
+        raise ConfigError(f"unknown model {name!r}; use churn, response or value (optionally @alias or @version)")
+    configure(cfg.mlflow, cfg.training.experiment)
+    html = render_card(name, ref or "champion")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html)
+    say(f"model card of {name}@{ref or 'champion'} -> {out} ({len(html) / 1024:,.0f} KiB)")

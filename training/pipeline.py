@@ -16,7 +16,10 @@ from propensity.config import Config
 from training.dataset import TrainingData, training_data
 from training.feature_sets import model_input
 from training.promote import Decision, promote
-from training.track import LoggedVersion, configure, git_commit, log_model_run, log_trial, start_parent_run
+from training.cards import explanation_artifacts, render_card
+from training.track import (
+    LoggedVersion, configure, git_commit, log_model_run, log_run_artifacts, log_trial, start_parent_run,
+)
 from training.train import TrainingResult, fit_lgbm, score_on, train_model, truth_spearman
 
 Progress = Callable[[str], None]
@@ -145,10 +148,15 @@ def train_and_log(
             "model": name, "git_commit": commit, "data_fingerprint": data.fingerprint(),
             "oot_cutoff": str(data.oot_cutoff), "train_cutoffs": ",".join(str(c) for c in data.train_cutoffs),
             "warehouse": warehouse.url, "tuned_trials": str(tune_trials),
+            "horizon_days": str(cfg.features.horizon_days),
+            "data_origin": "synthetic" if not truth.empty else "own",
         }
         example = model_input(data.test.head(5), data.numeric, data.categorical)
         version = log_model_run(name, result.model, example, result.params, metrics, tags,
                                 artifacts(result, spearman, commit), experiment_id)
+        progress(f"{name}: explanations (SHAP) and model card")
+        log_run_artifacts(version.run_id, explanation_artifacts(result))
+        log_run_artifacts(version.run_id, {"model_card.html": render_card(name, version.version)})
         outcomes.append(Outcome(result, version, spearman, tuned))
     return outcomes
 

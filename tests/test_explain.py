@@ -1,0 +1,280 @@
+"""Explanations: SHAP contributions add up, match shap, name the true churn drivers, read well."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.load import Warehouse
+from features.synth import SynthConfig
+from features.synth_import import load_sample_world
+from propensity.config import Config
+from training import explain as ex
+from training.dataset import training_data
+from training.train import train_model
+
+CUSTOMERS = 6000
+NAMES = ("churn", "response", "value")
+
+# Needs features that say *when* the sales team last came, not *what* it found. In the
+# sample world evaluations happen every 120-180 days while a customer is alive, so
+# `needs_days_since_evaluation` (missing for the ~40 % never followed) is a top-3 reason
+# for nearly every customer, whatever drives their churn.
+SCHEDULE_NEEDS = {"needs_days_since_evaluation", "needs_evaluations_total"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A 6,000-customer sample world and the three models trained on it (1 thread, no MLflow)."""
+    folder = tmp_path_factory.mktemp("explain")
+    cfg = Config(warehouse={"url": f"duckdb:///{folder / 'warehouse.duckdb'}"}, lightgbm={"num_threads": 1})
+    wh = Warehouse(cfg.warehouse.url)
+    load_sample_world(wh, SynthConfig(customers=CUSTOMERS, seed=1))
+    results, snapshots = {}, None
+    for name in NAMES:
+        data = training_data(name, wh, cfg.features, cfg.training.tuning_share,
+                             snapshots=snapshots if name == "value" else None)
+        if name == "churn":
+            snapshots = pd.concat([data.train, data.tune, data.test], ignore_index=True)
+        results[name] = train_model(data, cfg)
+    truth = wh.read("synth_truth")
+    wh.close()
+    contribs = {name: ex.contributions(r.model, r.data.test) for name, r in results.items()}
+    return {"results": results, "truth": truth, "contribs": contribs}
+
+
+# -- contributions -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contributions_add_up_to_the_raw_score(world, name: str) -> None:
+    model, test = world["results"][name].model, world["results"][name].data.test
+    c = world["contribs"][name]
+    dev = c.max_deviation()
+    print(f"{name}: {len(test):,} OOT test rows, max |base + sum - raw| = {dev:.2e}")
+    assert dev < 1e-6
+    assert c.scale == {"churn": "log-odds", "response": "log-odds", "value": "log"}[name]
+    assert list(c.values.columns) == model.features
+    assert isinstance(c.values.index, pd.RangeIndex) and len(c.values) == len(test)
+    np.testing.assert_array_equal(c.raw, model.predict_raw(test))
+
+
+def test_chunks_and_index_do_not_change_the_values(world) -> None:
+    model, test = world["results"]["churn"].model, world["results"]["churn"].data.test
+    shuffled_index = test.head(1500).set_axis(np.arange(1500)[::-1] * 7)
+    small = ex.contributions(model, shuffled_index, chunk_rows=400)
+    assert isinstance(small.values.index, pd.RangeIndex)
+    pd.testing.assert_frame_equal(small.values, world["contribs"]["churn"].values.head(1500))
+    empty = ex.contributions(model, test.head(0))
+    assert len(empty.values) == 0 and empty.base_value == pytest.approx(small.base_value, abs=1e-12)
+
+
+def test_tampered_contributions_fail_loudly(world) -> None:
+    c = world["contribs"]["churn"]
+    values = c.values.copy()
+    values.iloc[3, 0] += 1e-3
+    tampered = ex.Contributions(c.base_value, values, c.raw, c.scale)
+    with pytest.raises(ex.AdditivityError, match="max deviation 0.001"):
+        tampered.check_additivity()
+    with pytest.raises(ex.AdditivityError):
+        ex.Contributions(c.base_value + 1e-5, c.values, c.raw, c.scale).check_additivity()
+    tampered.check_additivity(tol=2e-3)  # within a looser tolerance it passes
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_values_equal_shap_tree_explainer(world, name: str) -> None:
+    """What auditors run: shap's TreeExplainer on the booster, default settings.
+
+    shap hands a LightGBM booster to the same `pred_contrib` routine, so the values are
+    expected to be identical; the tolerance 1e-12 leaves room only for float noise.
+    """
+    shap = pytest.importorskip("shap")
+    model, test = world["results"][name].model, world["results"][name].data.test
+    rows = test.head(300)
+    explainer = shap.TreeExplainer(model.booster_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "binary classifier ... output has changed to a list"
+        theirs = np.asarray(explainer.shap_values(model.encode(rows)))
+    ours = world["contribs"][name].values.head(300).to_numpy()
+    assert theirs.shape == ours.shape
+    np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-12)
+    assert float(np.ravel(explainer.expected_value)[0]) == pytest.approx(world["contribs"][name].base_value, abs=1e-12)
+
+
+# -- reason codes ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["churn", "response"])
+def test_effect_has_the_sign_of_the_contribution(world, name: str) -> None:
+    model, test = world["results"][name].model, world["results"][name].data.test
+    c = world["contribs"][name]
+    rc = ex.reason_codes(model, test, name, k=5, contribs=c)
+    nonzero = rc[rc["contribution"] != 0]
+    assert (np.sign(nonzero["effect"]) == np.sign(nonzero["contribution"])).all()
+    # the top reason of row 0, by hand: calibrated probability with and without it
+    assert model.calibration_ is not None
+    a, b = model.calibration_
+    top = rc.iloc[0]
+    raw = c.raw[0]
+
+    def sigmoid(x: float) -> float:
+        return 1 / (1 + np.exp(-x))
+
+    assert top["effect"] == pytest.approx(sigmoid(a * raw + b) - sigmoid(a * (raw - top["contribution"]) + b), abs=1e-12)
+    assert top["direction"] == ("raises" if top["contribution"] > 0 else "lowers")
+
+
+def test_value_effect_is_in_currency(world) -> None:
+    model, test = world["results"]["value"].model, world["results"]["value"].data.test
+    c = world["contribs"]["value"]
+    rc = ex.reason_codes(model, test.head(50), "value", k=3, contribs=ex.contributions(model, test.head(50)))
+    first = rc.iloc[0]
+    assert first["scale"] == "log"
+    assert first["effect"] == pytest.approx(np.exp(c.raw[0]) - np.exp(c.raw[0] - first["contribution"]), rel=1e-12)
+
+
+def test_reason_codes_shape_and_order(world) -> None:
+    model, test = world["results"]["churn"].model, world["results"]["churn"].data.test
+    rows = test.head(200)
+    rc = ex.reason_codes(model, rows, "churn", k=4)
+    assert list(rc.columns) == ["customer_id", "model", "rank", "feature", "feature_value", "contribution",
+                                "scale", "effect", "direction", "text"]
+    assert len(rc) == 4 * len(rows)
+    assert rc.groupby("customer_id")["rank"].agg(list).map(lambda r: r == [1, 2, 3, 4]).all()
+    assert rc["customer_id"].drop_duplicates().tolist() == rows["customer_id"].tolist()
+    mags = rc["contribution"].abs().to_numpy().reshape(-1, 4)
+    assert (np.diff(mags, axis=1) <= 0).all()
+    # the ranks are the row's top 4 of all features
+    values = ex.contributions(model, rows).values
+    expected = values.iloc[7].abs().sort_values(ascending=False).index[:4].tolist()
+    assert rc[rc["customer_id"] == rows["customer_id"].iloc[7]]["feature"].tolist() == expected
+    assert set(rc["model"]) == {"churn"} and set(rc["scale"]) == {"log-odds"}
+    assert rc["text"].str.endswith(("raises churn risk", "lowers churn risk")).all()
+
+
+def test_ties_are_broken_by_feature_name(world) -> None:
+    model, test = world["results"]["churn"].model, world["results"]["churn"].data.test
+    rows = test.head(2)
+    values = pd.DataFrame(0.0, index=range(2), columns=model.features)
+    values.loc[0, ["tenure_days", "recency_days", "attr_region"]] = [0.5, -0.5, 0.5]
+    values.loc[1, ["width_categories", "needs_open_pains"]] = [-0.2, 0.3]
+    fake = ex.Contributions(0.0, values, values.sum(axis=1).to_numpy(), "log-odds")
+    rc = ex.reason_codes(model, rows, "churn", k=3, contribs=fake)
+    assert rc["feature"].tolist()[:3] == ["attr_region", "recency_days", "tenure_days"]
+    assert rc["feature"].tolist()[3:5] == ["needs_open_pains", "width_categories"]
+    assert rc["direction"].tolist()[:3] == ["raises", "lowers", "raises"]
+
+
+def test_true_churn_drivers_show_in_the_reasons(world) -> None:
+    """Customers whose churn is driven by unresolved pain get needs features among their reasons.
+
+    Test half of the out-of-time cutoff (= truth_as_of), customers alive at that date;
+    6,000-customer world, seed 1 (98 "unresolved_pain" customers, 1,473 others). Measured:
+
+    | reasons looked at                                    | unresolved_pain | other drivers |
+    |------------------------------------------------------|----------------:|--------------:|
+    | any needs_* feature in the top 3                     | 1.000           | 0.995         |
+    | a needs_* feature about findings (pains, fit, level, complaints; not the schedule) in the top 3 | 0.122 | 0.033 |
+    | same, in the top 5                                   | 0.643           | 0.166         |
+    | needs_open_pains in the top 5                        | 0.347           | 0.013         |
+
+    The first line holds for nearly everyone: `needs_days_since_evaluation` is the
+    churn model's second feature overall (see SCHEDULE_NEEDS), so it cannot tell the
+    drivers apart. What the evaluations *found* does, from the top 5 on. Floors sit
+    about 3 binomial standard errors (n = 98, ~0.05) below the measured shares.
+    """
+    result = world["results"]["churn"]
+    truth = world["truth"]
+    assert pd.Timestamp(truth["truth_as_of"].iloc[0]).date() == result.data.oot_cutoff
+    rc = ex.reason_codes(result.model, result.data.test, "churn", k=5, contribs=world["contribs"]["churn"])
+    finding = rc["feature"].str.startswith("needs_") & ~rc["feature"].isin(SCHEDULE_NEEDS)
+    flags = rc.assign(
+        any_top3=rc["feature"].str.startswith("needs_") & (rc["rank"] <= 3),
+        finding_top3=finding & (rc["rank"] <= 3),
+        finding_top5=finding,
+        open_pains_top5=rc["feature"].eq("needs_open_pains"),
+    ).groupby("customer_id")[["any_top3", "finding_top3", "finding_top5", "open_pains_top5"]].any()
+    joined = flags.reset_index().merge(truth[["customer_id", "alive_at_truth", "churn_driver"]], on="customer_id")
+    alive = joined[joined["alive_at_truth"]]
+    pain = alive[alive["churn_driver"] == "unresolved_pain"]
+    other = alive[alive["churn_driver"] != "unresolved_pain"]
+    shares = pd.DataFrame({"unresolved_pain": pain.iloc[:, 1:5].mean(), "other": other.iloc[:, 1:5].mean()})
+    print(f"\n{len(pain)} unresolved_pain / {len(other)} other alive test customers\n{shares.round(3)}")
+    assert len(pain) >= 60
+    # the brief's criterion: a majority (it is, but it does not separate the drivers)
+    assert shares.loc["any_top3", "unresolved_pain"] > 0.9
+    assert shares.loc["any_top3", "unresolved_pain"] >= shares.loc["any_top3", "other"]
+    # the discriminating version
+    assert shares.loc["finding_top5", "unresolved_pain"] > 0.5
+    assert shares.loc["finding_top5", "unresolved_pain"] - shares.loc["finding_top5", "other"] > 0.3
+    assert shares.loc["finding_top3", "unresolved_pain"] > 2 * shares.loc["finding_top3", "other"]
+    assert shares.loc["open_pains_top5", "unresolved_pain"] > 0.2
+    assert shares.loc["open_pains_top5", "other"] < 0.05
+
+
+# -- sentences ---------------------------------------------------------------------------
+
+ROW = pd.Series({
+    "recency_days": 214, "gap_median_days": 30.0, "overdue_ratio": 214 / 30, "needs_open_pains": 2,
+    "needs_latest_solution_fit": 1, "needs_latest_level": "pain", "needs_latest_dimension": "price",
+    "attr_age_band": "55-64", "frequency_365d": 1, "monetary_avg_90d": np.nan, "loyalty_points": 120,
+    "needs_days_since_evaluation": np.nan, "width_categories": 3,
+})
+
+
+@pytest.mark.parametrize(("feature", "contribution", "model", "expected"), [
+    ("recency_days", 0.8, "churn", "No purchase for 214 days, usual gap 30 days: raises churn risk"),
+    ("overdue_ratio", 0.4, "churn", "No purchase for 214 days, 7.1 times the usual gap of 30 days: raises churn risk"),
+    ("needs_open_pains", 0.3, "churn", "2 open pains in needs evaluations: raises churn risk"),
+    ("needs_latest_solution_fit", -0.1, "response", "Latest solution fit 1 of 5: lowers response probability"),
+    ("needs_latest_level", 0.2, "churn", "Latest needs evaluation records a pain on price: raises churn risk"),
+    ("needs_days_since_evaluation", 0.5, "churn", "No needs evaluation on record: raises churn risk"),
+    ("attr_age_band", -0.2, "value", "Age band is 55-64: lowers predicted value"),
+    ("loyalty_points", 0.1, "response", "Loyalty points is 120: raises response probability"),
+    ("frequency_365d", -0.3, "value", "1 purchase in the last 365 days: lowers predicted value"),
+    ("monetary_avg_90d", -0.3, "value", "No purchases in the last 90 days: lowers predicted value"),
+    ("width_categories", -0.05, "churn", "Bought from 3 categories: lowers churn risk"),
+])
+def test_reason_text(feature: str, contribution: float, model: str, expected: str) -> None:
+    assert ex.reason_text(feature, ROW, contribution, model) == expected
+
+
+def test_reason_text_singular_and_missing_context() -> None:
+    row = pd.Series({"recency_days": 40, "gap_median_days": np.nan, "needs_open_pains": 1})
+    assert ex.reason_text("recency_days", row, 0.2, "churn") == \
+        "No purchase for 40 days, only one purchase day so far: raises churn risk"
+    assert ex.reason_text("needs_open_pains", row, 0.2, "churn") == "1 open pain in needs evaluations: raises churn risk"
+
+
+# -- global views and charts --------------------------------------------------------------
+
+def test_global_importance_and_dependence_features(world) -> None:
+    c = world["contribs"]["churn"]
+    imp = ex.global_importance(c)
+    assert list(imp.columns) == ["feature", "mean_abs", "share"]
+    assert imp["share"].sum() == pytest.approx(1.0)
+    assert (np.diff(imp["mean_abs"]) <= 0).all()
+    assert imp.loc[imp["feature"] == "recency_days", "mean_abs"].item() == pytest.approx(
+        c.values["recency_days"].abs().mean())
+    deps = ex.dependence_features(imp, n_needs=2)
+    needs_ranked = [f for f in imp["feature"] if f.startswith("needs_")]
+    assert deps == ["recency_days", "frequency_365d", "monetary_avg_365d", "width_categories", *needs_ranked[:2]]
+
+
+def test_plots_are_figures_without_pyplot_state(world) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    model, test = world["results"]["churn"].model, world["results"]["churn"].data.test
+    c = world["contribs"]["churn"]
+    imp = ex.global_importance(c)
+    before = plt.get_fignums()
+    fig = ex.plot_importance(imp, "churn", top=10)
+    assert isinstance(fig, Figure) and len(fig.axes[0].patches) == 10
+    bee = ex.plot_beeswarm(c, test, model, "churn", top=8)
+    assert [t.get_text() for t in bee.axes[0].get_yticklabels()] == list(imp["feature"].head(8))[::-1]
+    for feature in ("recency_days", "needs_latest_level"):
+        dep = ex.plot_dependence(c, test, feature, feature)
+        assert isinstance(dep, Figure) and dep.axes[0].get_xlabel() == feature
+    assert plt.get_fignums() == before
