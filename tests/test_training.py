@@ -175,3 +175,23 @@ def test_tuning_logs_nested_trials(project) -> None:
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="attributes.run_name LIKE 'trial-%'")
     assert len(runs) >= 2
     assert runs["tags.mlflow.parentRunId"].notna().all()
+
+
+def test_each_run_logs_explanations_and_a_complete_model_card(project) -> None:
+    import re
+
+    import mlflow
+
+    from training.cards import render_card
+    from training.model_card import SECTIONS, section_id
+
+    for name in ("churn", "response", "value"):
+        run_id = project["outcomes"][name].version.run_id
+        logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+        assert {"model_card.html", "shap_importance.png", "shap_beeswarm.png", "performance_by_segment.csv"} <= logged
+        assert any(p.startswith("shap_dependence_recency_days") for p in logged)
+        card = render_card(name, "champion")
+        ids = re.findall(r'<h2 id="([^"]+)"', card)
+        assert ids == [section_id(s) for s in SECTIONS]
+        assert card.count("data:image/png;base64,") >= 5
+        assert "champion" in card and project["outcomes"][name].result.data.fingerprint() in card
