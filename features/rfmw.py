@@ -62,12 +62,14 @@ def gaps_sql() -> str:
 
     `list_median(list(gap))` rather than `median(gap)`: at 50M lines the median
     aggregate reserved ~20 GB and spilled to disk; the list form does not (bench/).
+    The standard deviation is rounded to 9 decimals: DuckDB's parallel aggregation
+    otherwise changes its last bit from run to run.
     """
     return """
         select customer_id,
                avg(gap)::double as gap_mean_days,
                list_median(list(gap))::double as gap_median_days,
-               stddev_samp(gap)::double as gap_std_days,
+               round(stddev_samp(gap), 9)::double as gap_std_days,
                count(*) as repeat_purchase_days
         from (select customer_id,
                      date_diff('day', lag(day) over (partition by customer_id order by day), day) as gap

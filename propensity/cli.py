@@ -31,9 +31,11 @@ app.add_typer(features_app, name="features")
 
 
 def _register_stages() -> None:
+    from serving.cli import register as register_serving
     from training.cli import register as register_training
 
     register_training(app)
+    register_serving(app)
 
 
 def _open_warehouse(cfg: Config, read_only: bool = False):

@@ -173,6 +173,18 @@ def load_config(path: Path | None = None) -> Config:
     return config.model_copy(update={"warehouse": WarehouseConfig(url=url)})
 
 
+def project_in(folder: Path, num_threads: int = 1) -> Config:
+    """Defaults, with the warehouse and the MLflow store inside `folder` (notebooks, tests)."""
+    return Config(
+        warehouse=WarehouseConfig(url=f"duckdb:///{folder / 'warehouse.duckdb'}"),
+        mlflow=MlflowConfig(
+            tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
+            artifact_location=str(folder / "mlruns" / "artifacts"),
+        ),
+        lightgbm=LightgbmConfig(num_threads=num_threads),
+    )
+
+
 DEFAULT_TOML = """\
 # propensity.toml: settings for every `propensity` command run in this folder.
 # Every key is optional; the values shown are the defaults.

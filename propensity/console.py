@@ -23,11 +23,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _user_errors() -> tuple[type[Exception], ...]:
     from features.importer import ImportRefused
     from features.load import WarehouseError
+    from serving.sink import ScoringError
     from training.customer_reasons import UnknownCustomer
     from training.dataset import TrainingDataError
     from training.track import RegistryError
 
-    return (ConfigError, ImportRefused, WarehouseError, TrainingDataError, RegistryError, UnknownCustomer)
+    return (ConfigError, ImportRefused, WarehouseError, TrainingDataError, RegistryError, UnknownCustomer, ScoringError)
 
 
 def friendly(fn: F) -> F:

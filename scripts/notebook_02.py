@@ -24,16 +24,11 @@ import pandas as pd
 from features.load import Warehouse
 from features.synth import SynthConfig
 from features.synth_import import load_sample_world
-from propensity.config import Config, MlflowConfig
+from propensity.config import project_in
 from training.pipeline import promote_models, train_and_log
 
 folder = Path(tempfile.mkdtemp(prefix="propensity-nb2-"))
-cfg = Config(
-    warehouse={"url": f"duckdb:///{folder / 'warehouse.duckdb'}"},
-    mlflow=MlflowConfig(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-                        artifact_location=str(folder / "mlruns" / "artifacts")),
-    lightgbm={"num_threads": 1},
-)
+cfg = project_in(folder)
 wh = Warehouse(cfg.warehouse.url)
 load_sample_world(wh, SynthConfig(customers=int(os.environ.get("PROPENSITY_NB_CUSTOMERS", "6000")), seed=2))
 print(wh.tables())"""),

@@ -83,7 +83,7 @@ def reference_features(
         gaps = np.diff(days).astype("timedelta64[D]").astype(float)
         row["gap_mean_days"] = gaps.mean() if len(gaps) else np.nan
         row["gap_median_days"] = float(np.median(gaps)) if len(gaps) else np.nan
-        row["gap_std_days"] = gaps.std(ddof=1) if len(gaps) > 1 else np.nan
+        row["gap_std_days"] = round(gaps.std(ddof=1), 9) if len(gaps) > 1 else np.nan
         row["repeat_purchase_days"] = len(gaps)
         row["overdue_ratio"] = row["recency_days"] / row["gap_median_days"] if len(gaps) else np.nan
         rows.append(row)

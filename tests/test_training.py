@@ -13,7 +13,7 @@ import pytest
 from features.load import Warehouse
 from features.synth import SynthConfig
 from features.synth_import import load_sample_world
-from propensity.config import Config, FeaturesConfig, MlflowConfig
+from propensity.config import FeaturesConfig, project_in
 from training.dataset import TrainingDataError, training_data, tune_mask
 from training.feature_sets import model_input
 from training.models import LgbmModel
@@ -41,12 +41,7 @@ def project(tmp_path_factory):
     from training.pipeline import promote_models, train_and_log
 
     folder = tmp_path_factory.mktemp("train")
-    cfg = Config(
-        warehouse={"url": f"duckdb:///{folder / 'warehouse.duckdb'}"},
-        mlflow=MlflowConfig(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-                            artifact_location=str(folder / "mlruns" / "artifacts")),
-        lightgbm={"num_threads": 1},
-    )
+    cfg = project_in(folder)
     wh = Warehouse(cfg.warehouse.url)
     load_sample_world(wh, SynthConfig(customers=CUSTOMERS, seed=1))
     outcomes = {o.result.name: o for o in train_and_log(["churn", "response", "value"], wh, cfg)}
