@@ -84,7 +84,9 @@ def tune(data: TrainingData, cfg: Config, trials: int, experiment_id: str, progr
     return dict(study.best_params)
 
 
-def artifacts(result: TrainingResult, spearman: dict[str, dict[str, float]] | None, commit: str) -> dict[str, Any]:
+def artifacts(
+    result: TrainingResult, spearman: dict[str, dict[str, float]] | None, commit: str, fingerprint: str
+) -> dict[str, Any]:
     """Files logged with each run: feature list, charts, fingerprint, cutoffs, metrics."""
     from training import evaluate as ev
 
@@ -93,7 +95,7 @@ def artifacts(result: TrainingResult, spearman: dict[str, dict[str, float]] | No
     out: dict[str, Any] = {
         "features.json": {"numeric": data.numeric, "categorical": data.categorical,
                           "categories": result.model.categories_},
-        "data_fingerprint.json": {"fingerprint": data.fingerprint(), "train_rows": len(data.train),
+        "data_fingerprint.json": {"fingerprint": fingerprint, "train_rows": len(data.train),
                                   "tune_rows": len(data.tune), "test_rows": len(data.test),
                                   "git_commit": commit},
         "cutoffs.json": {"train": [str(c) for c in data.train_cutoffs], "out_of_time": str(data.oot_cutoff)},
@@ -141,11 +143,12 @@ def train_and_log(
         result = train_model(data, cfg, tuned, progress)
         spearman = truth_spearman(result, truth)
         metrics = result.flat_metrics()
+        fingerprint = data.fingerprint()  # hashes every training row: once per model
         for scorer, values in (spearman or {}).items():
             for subset, value in values.items():
                 metrics[f"{scorer}.truth_spearman_{subset}"] = value
         tags = {
-            "model": name, "git_commit": commit, "data_fingerprint": data.fingerprint(),
+            "model": name, "git_commit": commit, "data_fingerprint": fingerprint,
             "oot_cutoff": str(data.oot_cutoff), "train_cutoffs": ",".join(str(c) for c in data.train_cutoffs),
             "warehouse": warehouse.url, "tuned_trials": str(tune_trials),
             "horizon_days": str(cfg.features.horizon_days),
@@ -153,7 +156,7 @@ def train_and_log(
         }
         example = model_input(data.test.head(5), data.numeric, data.categorical)
         version = log_model_run(name, result.model, example, result.params, metrics, tags,
-                                artifacts(result, spearman, commit), experiment_id)
+                                artifacts(result, spearman, commit, fingerprint), experiment_id)
         progress(f"{name}: explanations (SHAP) and model card")
         log_run_artifacts(version.run_id, explanation_artifacts(result))
         log_run_artifacts(version.run_id, {"model_card.html": render_card(name, version.version)})
