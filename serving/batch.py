@@ -74,17 +74,9 @@ def make_run_id(as_of: date, versions: dict[str, str], campaign_kind: str | None
 
 
 def data_fingerprint(as_of: date, features: pd.DataFrame) -> str:
-    """A short hash of the feature rows the models read.
-
-    Floats are rounded to 9 decimals first: DuckDB's parallel aggregates (stddev) can
-    differ in the last bit from one run to the next, and the same data must give the
-    same fingerprint.
-    """
-    rounded = features.copy()
-    floats = [c for c in rounded.columns if rounded[c].dtype.kind == "f"]
-    rounded[floats] = rounded[floats].round(9)
+    """A short hash of the feature rows the models read (features repeat bit for bit)."""
     digest = hashlib.sha256(f"{as_of}|{','.join(features.columns)}".encode())
-    digest.update(pd.util.hash_pandas_object(rounded, index=False).to_numpy().tobytes())
+    digest.update(pd.util.hash_pandas_object(features, index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
 
 

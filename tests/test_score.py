@@ -154,8 +154,8 @@ def test_rerun_replaces_not_duplicates(scored) -> None:
     assert again.data_fingerprint == scored["summary"].data_fingerprint
     after = _snapshot(wh)
     for v in VIEWS:
-        # not bit-exact: DuckDB's parallel stddev (gap_std_days) can move the last bit of a feature
-        pd.testing.assert_frame_equal(before[v], after[v], rtol=1e-9)
+        # features repeat bit for bit, so the re-run's rows are identical
+        pd.testing.assert_frame_equal(before[v], after[v], check_exact=True)
     assert {t: wh.query(f"select count(*) as n from {t}")["n"][0] for t in sink.PUBLISHED} == totals
     runs = wh.query("select attempt, status from scoring_runs order by attempt")
     assert runs.values.tolist() == [[1, "superseded"], [2, "succeeded"]]
