@@ -22,7 +22,8 @@ from features.snapshots import build_features
 from propensity.config import Config
 from serving import sink
 from serving.registry import champions
-from serving.score import default_campaign_kind, score_chunk
+from serving.score import score_chunk
+from training.feature_sets import default_campaign_kind
 from serving.sink import ScoringError
 from training.models import LgbmModel
 

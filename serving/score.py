@@ -10,6 +10,7 @@ import pandas as pd
 
 from features.snapshots import SEGMENT_COLUMNS
 from training.explain import contributions, reason_codes
+from training.feature_sets import with_campaign_kind
 from training.models import LgbmModel, transform_raw
 
 REASON_COLUMNS = ["customer_id", "model", "rank", "feature", "feature_value", "contribution", "scale", "effect",
@@ -20,23 +21,6 @@ def expected_profit(response_prob: np.ndarray, predicted_value: np.ndarray, marg
                     contact_cost: float) -> np.ndarray:
     """Profit expected from contacting a customer: P(response) x value x margin - cost of the contact."""
     return np.asarray(response_prob, float) * np.asarray(predicted_value, float) * margin - contact_cost
-
-
-def model_frame(model: LgbmModel, frame: pd.DataFrame, campaign_kind: str | None) -> pd.DataFrame:
-    """The rows as the model expects them: the response model also needs the campaign kind."""
-    if "campaign_kind" in model.categorical:
-        out = frame.copy()
-        out["campaign_kind"] = campaign_kind
-        return out
-    return frame
-
-
-def default_campaign_kind(model: LgbmModel) -> str | None:
-    """The first campaign kind the model was trained on (None when it has no such feature)."""
-    if "campaign_kind" not in model.categorical:
-        return None
-    levels = model.categories_.get("campaign_kind") or []
-    return levels[0] if levels else None
 
 
 @dataclass
@@ -78,7 +62,7 @@ def score_chunk(
     out_col = {"churn": "churn_risk", "response": "response_prob", "value": "predicted_value"}
     for name in ("churn", "response", "value"):
         model = models[name]
-        rows = model_frame(model, frame, campaign_kind)
+        rows = with_campaign_kind(model, frame, campaign_kind)
         c = contributions(model, rows, chunk_rows=max(1, len(rows)))
         scores[out_col[name]] = transform_raw(model.kind, c.raw, model.calibration_)
         reasons.append(reason_codes(model, rows, name, k=k, contribs=c)[REASON_COLUMNS])

@@ -14,6 +14,7 @@ import pandas as pd
 from features.load import Warehouse
 from features.snapshots import build_features
 from propensity.config import FeaturesConfig
+from training.feature_sets import with_campaign_kind
 from training.models import LgbmModel
 from training.track import RegistryError, alias_version, load_pyfunc
 
@@ -74,10 +75,7 @@ def explain_customer(
 
     out = []
     for name, (model, version) in models.items():
-        frame = row.copy()
-        if "campaign_kind" in model.categorical:
-            kinds = model.categories_.get("campaign_kind") or [None]
-            frame["campaign_kind"] = campaign_kind or kinds[0]
+        frame = with_campaign_kind(model, row, campaign_kind)
         score = float(model.predict(frame)[0])
         out.append(CustomerExplanation(name, version, score, reason_codes(model, frame, name, k=k)))
     return out

@@ -8,7 +8,12 @@ used, and the list a model was trained with is stored with it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+if TYPE_CHECKING:  # models imports this module
+    from training.models import LgbmModel
 
 NUMERIC: tuple[str, ...] = (
     "recency_days",
@@ -67,6 +72,23 @@ def feature_lists(model: str, frame: pd.DataFrame) -> tuple[list[str], list[str]
     if model == "response":
         categorical += list(RESPONSE_EXTRA_CATEGORICAL)
     return list(NUMERIC), categorical
+
+
+def default_campaign_kind(model: LgbmModel) -> str | None:
+    """The first campaign kind the model was trained on (None when it has no such feature)."""
+    if "campaign_kind" not in model.categorical:
+        return None
+    levels = model.categories_.get("campaign_kind") or []
+    return levels[0] if levels else None
+
+
+def with_campaign_kind(model: LgbmModel, frame: pd.DataFrame, campaign_kind: str | None) -> pd.DataFrame:
+    """The rows as the model expects them: the response model also needs the campaign kind."""
+    if "campaign_kind" not in model.categorical:
+        return frame
+    out = frame.copy()
+    out["campaign_kind"] = campaign_kind or default_campaign_kind(model)
+    return out
 
 
 def model_input(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
