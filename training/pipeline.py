@@ -116,6 +116,23 @@ def artifacts(
     return out
 
 
+def data_builder(
+    warehouse: Warehouse, cfg: Config, cutoff_progress: Callable[[Any], None] | None = None
+) -> Callable[[str], TrainingData]:
+    """Builds each model's training data; churn and value share one set of snapshots."""
+    snapshots: pd.DataFrame | None = None
+
+    def build(name: str) -> TrainingData:
+        nonlocal snapshots
+        data = training_data(name, warehouse, cfg.features, cfg.training.tuning_share,
+                             progress=cutoff_progress, snapshots=snapshots)
+        if name in ("churn", "value") and snapshots is None:
+            snapshots = pd.concat([data.train, data.tune, data.test], ignore_index=True)
+        return data
+
+    return build
+
+
 def train_and_log(
     names: list[str],
     warehouse: Warehouse,
@@ -127,17 +144,11 @@ def train_and_log(
     experiment_id = configure(cfg.mlflow, cfg.training.experiment)
     truth = warehouse.read("synth_truth") if warehouse.has("synth_truth") else pd.DataFrame()
     commit = git_commit()
-    snapshots = None
+    build = data_builder(warehouse, cfg, cutoff_progress=lambda c: progress(f"  features as of {c}"))
     outcomes = []
     for name in names:
         progress(f"{name}: building training data")
-        if name in ("churn", "value") and snapshots is not None:
-            data = training_data(name, warehouse, cfg.features, cfg.training.tuning_share, snapshots=snapshots)
-        else:
-            data = training_data(name, warehouse, cfg.features, cfg.training.tuning_share,
-                                 progress=lambda c: progress(f"  features as of {c}"))
-            if name in ("churn", "value"):
-                snapshots = pd.concat([data.train, data.tune, data.test], ignore_index=True)
+        data = build(name)
         progress(data.summary())
         tuned = tune(data, cfg, tune_trials, experiment_id, progress) if tune_trials else None
         result = train_model(data, cfg, tuned, progress)
@@ -169,11 +180,9 @@ def promote_models(
 ) -> list[Decision]:
     """Run the promotion gate for each named model on freshly built out-of-time data."""
     configure(cfg.mlflow, cfg.training.experiment)
-    decisions, snapshots = [], None
+    build = data_builder(warehouse, cfg)
+    decisions = []
     for name in names:
         progress(f"{name}: rebuilding the out-of-time data")
-        data = training_data(name, warehouse, cfg.features, cfg.training.tuning_share, snapshots=snapshots)
-        if name in ("churn", "value"):
-            snapshots = pd.concat([data.train, data.tune, data.test], ignore_index=True)
-        decisions.append(promote(name, data, margin))
+        decisions.append(promote(name, build(name), margin))
     return decisions
