@@ -138,6 +138,27 @@ class Warehouse:
         """Run DuckDB SQL against the warehouse tables and return the result."""
         return self.duck().execute(sql, params or []).df()
 
+    def export_parquet(self, folder: Path, names: list[str] | None = None) -> dict[str, Path]:
+        """Write tables as `<folder>/<name>.parquet` (default: the canonical tables present).
+
+        The input of the Spark engine; DuckDB writes the files without going through pandas.
+        """
+        from features.schema import TABLES
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        have = set(self.tables())
+        wanted = names if names is not None else [n for n in TABLES if n in have]
+        out = {}
+        for name in wanted:
+            _check_name(name)
+            if name not in have:
+                raise WarehouseError(f"table {name!r} is not in the warehouse {self._safe_url()}")
+            path = folder / f"{name}.parquet"
+            self.duck().execute(f"copy (select * from \"{name}\") to '{path}' (format parquet)")
+            out[name] = path
+        return out
+
     # -- writing -------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[TableWriter]:
