@@ -66,10 +66,20 @@ class Warehouse:
                     except duckdb.IOException as e:
                         raise WarehouseError(f"cannot open warehouse {self.path}: {e}") from None
             else:
+                from features.schema import TABLES
+
+                # the input tables only: the features read these, and output tables can be large
                 self._duck = duckdb.connect(":memory:")
                 for name in self._pg_tables():
-                    self._duck.register(name, self._pg_read(name))
+                    if name in TABLES or name.startswith("rejected_") or name == "synth_truth":
+                        self._duck.register(name, self._pg_read(name))
         return self._duck
+
+    def engine(self):
+        """The SQLAlchemy engine of a PostgreSQL warehouse."""
+        if self.kind != "postgresql":
+            raise ValueError("engine() is for PostgreSQL warehouses")
+        return self._pg()
 
     def _pg(self):
         if self._engine is None:
@@ -85,7 +95,8 @@ class Warehouse:
         import sqlalchemy
 
         try:
-            return sqlalchemy.inspect(self._pg()).get_table_names()
+            inspector = sqlalchemy.inspect(self._pg())
+            return inspector.get_table_names() + inspector.get_view_names()
         except sqlalchemy.exc.OperationalError as e:
             first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
             raise WarehouseError(f"cannot reach PostgreSQL at {self._safe_url()}: {first}") from None
@@ -137,6 +148,18 @@ class Warehouse:
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         """Run DuckDB SQL against the warehouse tables and return the result."""
         return self.duck().execute(sql, params or []).df()
+
+    def native_query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """Run SQL on the warehouse's own engine (`?` placeholders): PostgreSQL on a server.
+
+        For tables the warehouse itself holds (scores, runs, views); `query` runs DuckDB
+        SQL over a copy of the input tables instead.
+        """
+        if self.kind == "duckdb":
+            return self.query(sql, params)
+        with self._pg().connect() as conn:
+            result = conn.exec_driver_sql(sql.replace("%", "%%").replace("?", "%s"), tuple(params or ()))
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
     def export_parquet(self, folder: Path, names: list[str] | None = None) -> dict[str, Path]:
         """Write tables as `<folder>/<name>.parquet` (default: the canonical tables present).

@@ -8,8 +8,9 @@ and runs them on DuckDB.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 
@@ -95,6 +96,20 @@ def features_sql(
     return "with " + ",\n".join(f"{name} as ({sql})" for name, sql in steps) + "\n" + final
 
 
+def _query(warehouse: Warehouse, as_of: date, cfg: FeaturesConfig, with_labels: bool) -> tuple[str, dict]:
+    standins = _standins(warehouse)
+    customer_columns = (
+        list(warehouse.query("select * from customers limit 0").columns)
+        if warehouse.has("customers")
+        else ["customer_id"]
+    )
+    sql = features_sql(cfg, customer_columns, with_labels, standins)
+    params = Cutoff(as_of, cfg.horizon_days).params()
+    if not with_labels:
+        params.pop("horizon_end")  # DuckDB refuses parameters the query does not use
+    return sql, params
+
+
 def build_features(
     warehouse: Warehouse, as_of: date, cfg: FeaturesConfig, with_labels: bool = True
 ) -> pd.DataFrame:
@@ -109,18 +124,86 @@ def build_features(
     Returns:
         One row per customer with transaction history before `as_of`, sorted by id.
     """
-    standins = _standins(warehouse)
-    customer_columns = (
-        list(warehouse.query("select * from customers limit 0").columns)
-        if warehouse.has("customers")
-        else ["customer_id"]
-    )
-    sql = features_sql(cfg, customer_columns, with_labels, standins)
-    cutoff = Cutoff(as_of, cfg.horizon_days)
-    params = cutoff.params()
-    if not with_labels:
-        params.pop("horizon_end")  # DuckDB refuses parameters the query does not use
+    sql, params = _query(warehouse, as_of, cfg, with_labels)
     frame = warehouse.duck().execute(sql, params).df()
+    frame.insert(1, "as_of", pd.Timestamp(as_of))
+    return frame
+
+
+# -- feature snapshots on disk: bounded memory and lineage for the batch scorer -------------
+
+def write_features(warehouse: Warehouse, as_of: date, cfg: FeaturesConfig, path: Path) -> int:
+    """Write the as-of features (no labels) to a Parquet file, sorted by customer id.
+
+    DuckDB streams the result to the file, so the frame is never held in memory; the
+    file is what a scoring run reads chunk by chunk and keeps as its lineage.
+
+    Returns:
+        The number of customers written.
+    """
+    sql, params = _query(warehouse, as_of, cfg, with_labels=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    warehouse.duck().execute(f"copy ({sql}) to '{partial}' (format parquet)", params)
+    partial.replace(path)  # a crash never leaves a half-written snapshot under the final name
+    return snapshot_rows(path)
+
+
+def snapshot_rows(path: Path) -> int:
+    """Rows in a feature snapshot file."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        return int(con.execute(f"select count(*) from read_parquet('{Path(path)}')").fetchall()[0][0])
+
+
+def snapshot_fingerprint(path: Path, as_of: date) -> str:
+    """A short hash of a snapshot's rows: the same features give the same value, whatever
+    the file's chunking or row order (an order-free sum of DuckDB row hashes)."""
+    import hashlib
+
+    import duckdb
+
+    with duckdb.connect() as con:
+        cols = [r[0] for r in con.execute(f"describe select * from read_parquet('{Path(path)}')").fetchall()]
+        row_hash = "hash(" + ", ".join(f'"{c}"' for c in cols) + ")"
+        n, total = con.execute(f"select count(*), coalesce(sum({row_hash}::hugeint), 0) "
+                               f"from read_parquet('{Path(path)}')").fetchall()[0]
+    key = f"{as_of:%Y-%m-%d}|{','.join(cols)}|{n}|{total}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def iter_features(path: Path, as_of: date, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """A feature snapshot file in chunks, each exactly as `build_features` returns its rows.
+
+    Chunks hold `chunk_rows` rows rounded up to a multiple of 2,048 (DuckDB's vector).
+    """
+    import duckdb
+
+    vectors = max(1, -(-chunk_rows // 2048))
+    with duckdb.connect() as con:
+        result = con.execute(f"select * from read_parquet('{Path(path)}')")
+        while True:
+            part = result.fetch_df_chunk(vectors)
+            if part.empty:
+                return
+            part.insert(1, "as_of", pd.Timestamp(as_of))
+            yield part
+
+
+def read_features(path: Path, as_of: date, customer_ids: list[str] | None = None) -> pd.DataFrame:
+    """Rows of a feature snapshot file (all, or the given customers), as `build_features` returns them."""
+    import duckdb
+
+    sql = f"select * from read_parquet('{Path(path)}')"
+    params: list = []
+    if customer_ids is not None:
+        sql += " where customer_id in (select unnest(?::varchar[]))"
+        params = [list(customer_ids)]
+    with duckdb.connect() as con:
+        frame = con.execute(sql + " order by customer_id", params).df()
     frame.insert(1, "as_of", pd.Timestamp(as_of))
     return frame
 

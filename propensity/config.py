@@ -96,6 +96,19 @@ class TrainingConfig(_Section):
     experiment: str = "propensity"
 
 
+class ServingConfig(_Section):
+    """The batch scorer: expected profit, reasons, chunking, where run snapshots go."""
+
+    # expected_profit = response_prob x predicted_value x margin - contact_cost
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.3
+    contact_cost: Annotated[float, Field(ge=0)] = 1.0
+    # Customers scored and explained at a time: bounds memory whatever the customer count.
+    chunk_size: Annotated[int, Field(ge=1)] = 50_000
+    reasons_per_model: Annotated[int, Field(ge=1, le=50)] = 5
+    # Each run's feature snapshot (Parquet) is kept here, for lineage and re-explaining.
+    snapshot_dir: str = "out/scoring"
+
+
 class Config(_Section):
     """The whole `propensity.toml`."""
 
@@ -106,6 +119,7 @@ class Config(_Section):
     features: FeaturesConfig = FeaturesConfig()
     lightgbm: LightgbmConfig = LightgbmConfig()
     training: TrainingConfig = TrainingConfig()
+    serving: ServingConfig = ServingConfig()
 
     @field_validator("mapping")
     @classmethod
@@ -182,6 +196,7 @@ def project_in(folder: Path, num_threads: int = 1) -> Config:
             artifact_location=str(folder / "mlruns" / "artifacts"),
         ),
         lightgbm=LightgbmConfig(num_threads=num_threads),
+        serving=ServingConfig(snapshot_dir=str(folder / "scoring")),
     )
 
 
@@ -258,6 +273,20 @@ calibrate_above_ece = 0.01
 # on the same out-of-time data (AUC for churn and response, normalised Gini for value).
 promotion_margin = 0.0
 experiment = "propensity"
+
+[serving]
+# `propensity score`: expected_profit = response_prob x predicted_value x margin - contact_cost
+# (--margin and --contact-cost override these for one run).
+margin = 0.3
+contact_cost = 1.0
+# Customers scored and explained at a time: memory stays bounded by this, not by the
+# number of customers.
+chunk_size = 50000
+# Reason codes stored per customer and model.
+reasons_per_model = 5
+# Each run keeps the feature snapshot it scored here (Parquet), so that
+# `propensity explain customer ID --run RUN_ID` reproduces its reasons exactly.
+snapshot_dir = "out/scoring"
 """
 
 

@@ -2,8 +2,13 @@
 
 One run = one as-of date and one version of each champion. Atomic (staged, then
 published in one transaction), idempotent (run_id is deterministic; a re-run replaces
-its rows), exclusive (a lock row per warehouse), chunked (score + explain N customers
-at a time, results staged in the warehouse as they are produced).
+its rows), exclusive (a lock row per warehouse), bounded in memory (the features are
+streamed by DuckDB into a Parquet snapshot, then scored and explained N customers at a
+time, each chunk's rows staged in the warehouse as they are produced).
+
+The snapshot is kept (path and SHA-256 in `scoring_runs`): with the model versions it
+is the run's lineage, from which `propensity explain customer ID --run RUN_ID`
+recomputes exactly the reasons the run stored.
 """
 
 from __future__ import annotations
@@ -14,29 +19,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-
-import pandas as pd
+from pathlib import Path
 
 from features.load import Warehouse
-from features.snapshots import build_features
+from features.snapshots import iter_features, snapshot_fingerprint, write_features
 from propensity.config import Config
 from serving import sink
 from serving.registry import champions
 from serving.score import score_chunk
-from training.feature_sets import default_campaign_kind
 from serving.sink import ScoringError
+from training.feature_sets import default_campaign_kind
 from training.models import LgbmModel
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-DEFAULT_MARGIN = 0.3
-DEFAULT_CONTACT_COST = 1.0
-DEFAULT_CHUNK = 50_000
-REASONS_PER_MODEL = 5
-
-__all__ = ["RunSummary", "ScoringError", "make_run_id", "run_scoring", "score_with"]
+__all__ = ["RunSummary", "ScoringError", "make_run_id", "run_scoring", "score_with", "file_sha256"]
 
 
 @dataclass
@@ -53,6 +52,7 @@ class RunSummary:
     rows: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     data_fingerprint: str = ""
+    snapshot: Path | None = None
 
     def report(self) -> str:
         versions = ", ".join(f"{k} v{v}" for k, v in self.versions.items())
@@ -61,7 +61,7 @@ class RunSummary:
             f"  models: {versions}; response scored for campaign kind {self.campaign_kind!r}",
             f"  customers: {self.customers:,}; rows: "
             + ", ".join(f"{k} {v:,}" for k, v in self.rows.items()),
-            f"  data fingerprint: {self.data_fingerprint}",
+            f"  data fingerprint: {self.data_fingerprint}; feature snapshot: {self.snapshot}",
             "  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
             + f" (total {sum(self.timings.values()):.1f}s)",
         ]
@@ -74,11 +74,18 @@ def make_run_id(as_of: date, versions: dict[str, str], campaign_kind: str | None
     return f"{as_of:%Y%m%d}-" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
-def data_fingerprint(as_of: date, features: pd.DataFrame) -> str:
-    """A short hash of the feature rows the models read (features repeat bit for bit)."""
-    digest = hashlib.sha256(f"{as_of}|{','.join(features.columns)}".encode())
-    digest.update(pd.util.hash_pandas_object(features, index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (the snapshot's integrity in the lineage)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def snapshot_path(cfg: Config, run_id: str, attempt: int) -> Path:
+    """Where an attempt keeps the features it scored."""
+    return Path(cfg.serving.snapshot_dir) / f"{run_id}-attempt{attempt}.parquet"
 
 
 def run_scoring(
@@ -86,20 +93,22 @@ def run_scoring(
     cfg: Config,
     as_of: date,
     progress: Progress | None = None,
-    margin: float = DEFAULT_MARGIN,
-    contact_cost: float = DEFAULT_CONTACT_COST,
-    chunk_size: int = DEFAULT_CHUNK,
+    margin: float | None = None,
+    contact_cost: float | None = None,
+    chunk_size: int | None = None,
+    break_lock: bool = False,
 ) -> RunSummary:
     """Score every customer with history before `as_of` with the champion models.
 
     Args:
-        warehouse: holds the canonical tables; receives the segment tables (DuckDB).
-        cfg: the project configuration (features, MLflow store, threads).
+        warehouse: holds the canonical tables; receives the segment tables.
+        cfg: the project configuration (features, MLflow store, threads, [serving]).
         as_of: the cutoff; features see rows strictly before it.
         progress: called with a one-line message at each stage and chunk.
-        margin: share of the predicted value that is profit.
-        contact_cost: cost of one contact.
-        chunk_size: customers scored and explained at a time.
+        margin: share of the predicted value that is profit (default: [serving] margin).
+        contact_cost: cost of one contact (default: [serving] contact_cost).
+        chunk_size: customers scored and explained at a time (default: [serving] chunk_size).
+        break_lock: take over a lock held by a process on another host (known to be gone).
 
     Returns:
         The run's summary (status 'succeeded').
@@ -112,7 +121,7 @@ def run_scoring(
     loaded = champions(cfg)
     return score_with(warehouse, cfg, as_of, {k: m for k, (m, _) in loaded.items()},
                       {k: v for k, (_, v) in loaded.items()}, progress, margin, contact_cost, chunk_size,
-                      load_seconds=time.perf_counter() - started)
+                      load_seconds=time.perf_counter() - started, break_lock=break_lock)
 
 
 def score_with(
@@ -122,12 +131,16 @@ def score_with(
     models: dict[str, LgbmModel],
     versions: dict[str, str],
     progress: Progress | None = None,
-    margin: float = DEFAULT_MARGIN,
-    contact_cost: float = DEFAULT_CONTACT_COST,
-    chunk_size: int = DEFAULT_CHUNK,
+    margin: float | None = None,
+    contact_cost: float | None = None,
+    chunk_size: int | None = None,
     load_seconds: float = 0.0,
+    break_lock: bool = False,
 ) -> RunSummary:
     """`run_scoring` with the models already loaded (same arguments, plus models and versions)."""
+    margin = cfg.serving.margin if margin is None else margin
+    contact_cost = cfg.serving.contact_cost if contact_cost is None else contact_cost
+    chunk_size = cfg.serving.chunk_size if chunk_size is None else chunk_size
     if chunk_size < 1:
         raise ScoringError(f"chunk size must be at least 1, got {chunk_size}")
     say = progress or (lambda _m: None)
@@ -136,65 +149,73 @@ def score_with(
     summary = RunSummary(run_id, 0, as_of, "running", dict(versions), campaign_kind)
     summary.timings["load models"] = load_seconds
 
-    sink.claim_lock(warehouse, run_id)
+    db = sink.database(warehouse)
+    sink.claim_lock(db, run_id, break_lock=break_lock)
     try:
-        summary.attempt = sink.start_attempt(warehouse, {
+        summary.attempt = sink.start_attempt(db, {
             "run_id": run_id, "as_of": as_of,
             **{f"{k}_version": versions[k] for k in ("churn", "response", "value")},
             "campaign_kind": campaign_kind, "margin": margin, "contact_cost": contact_cost,
-            "chunk_size": chunk_size,
+            "chunk_size": chunk_size, "reasons_per_model": cfg.serving.reasons_per_model,
         })
+        summary.snapshot = snapshot_path(cfg, run_id, summary.attempt)
         try:
-            _run(warehouse, cfg, as_of, models, campaign_kind, margin, contact_cost, chunk_size, summary, say)
+            _run(db, warehouse, cfg, models, margin, contact_cost, chunk_size, summary, say)
         except BaseException as e:
             summary.status = "failed"
-            sink.mark_failed(warehouse, run_id, summary.attempt, f"{type(e).__name__}: {e}")
+            sink.mark_failed(db, run_id, summary.attempt, f"{type(e).__name__}: {e}")
+            summary.snapshot.unlink(missing_ok=True)
             raise
     finally:
-        sink.release_lock(warehouse, run_id)
+        sink.release_lock(db, run_id)
     summary.status = "succeeded"
+    for old in summary.snapshot.parent.glob(f"{run_id}-attempt*.parquet"):  # superseded attempts
+        if old != summary.snapshot:
+            old.unlink(missing_ok=True)
     say(f"published run {run_id}: {summary.customers:,} customers")
     return summary
 
 
 def _run(
-    warehouse: Warehouse, cfg: Config, as_of: date, models: dict[str, LgbmModel], campaign_kind: str | None,
+    db: sink._Db, warehouse: Warehouse, cfg: Config, models: dict[str, LgbmModel],
     margin: float, contact_cost: float, chunk_size: int, summary: RunSummary, say: Progress,
 ) -> None:
-    run_id = summary.run_id
+    run_id, as_of, k = summary.run_id, summary.as_of, cfg.serving.reasons_per_model
     t = time.perf_counter()
-    say(f"features as of {as_of}")
-    features = build_features(warehouse, as_of, cfg.features, with_labels=False)
-    if features.empty:
+    say(f"features as of {as_of} -> {summary.snapshot}")
+    n = write_features(warehouse, as_of, cfg.features, summary.snapshot)
+    if n == 0:
         raise ScoringError(f"no customer has transactions before {as_of}; choose a later --as-of")
-    summary.customers = n = len(features)
+    summary.customers = n
+    summary.data_fingerprint = snapshot_fingerprint(summary.snapshot, as_of)
+    sink.update_attempt(db, run_id, summary.attempt, snapshot_path=str(summary.snapshot.resolve()),
+                        snapshot_sha256=file_sha256(summary.snapshot), data_fingerprint=summary.data_fingerprint)
     summary.timings["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sink.reset_stage(warehouse)
-    summary.data_fingerprint = data_fingerprint(as_of, features)
-    chunks = range(0, n, chunk_size)
-    for i, start in enumerate(chunks, 1):
-        part = features.iloc[start:start + chunk_size].reset_index(drop=True)
-        result = score_chunk(part, models, as_of, campaign_kind, margin, contact_cost, k=REASONS_PER_MODEL)
+    sink.reset_stage(db)
+    done, chunks = 0, -(-n // (2048 * max(1, -(-chunk_size // 2048))))
+    for i, part in enumerate(iter_features(summary.snapshot, as_of, chunk_size), 1):
+        result = score_chunk(part, models, as_of, summary.campaign_kind, margin, contact_cost, k=k)
         for name, frame in ((sink.SCORES, result.scores), (sink.SEGMENTS, result.segments),
                             (sink.REASONS, result.reasons)):
             frame.insert(0, "run_id", run_id)
-            sink.stage(warehouse, name, frame)
-        say(f"scored and explained {min(start + chunk_size, n):,} / {n:,} customers (chunk {i} of {len(chunks)})")
-    del features
+            sink.stage(db, name, frame)
+        done += len(part)
+        say(f"scored and explained {done:,} / {n:,} customers (chunk {i} of {chunks})")
+        sink.failpoint("staged-chunk")
     summary.timings["score + explain"] = time.perf_counter() - t
 
     t = time.perf_counter()
     say("deciles and tiers")
-    sink.rank_stage(warehouse)
-    summary.rows = sink.staged_counts(warehouse)
-    expected = {sink.SCORES: n, sink.SEGMENTS: n, sink.REASONS: n * len(models) * REASONS_PER_MODEL}
+    sink.rank_stage(db)
+    summary.rows = sink.staged_counts(db)
+    expected = {sink.SCORES: n, sink.SEGMENTS: n, sink.REASONS: n * len(models) * k}
     if summary.rows != expected:  # a bug, never a data problem
         raise RuntimeError(f"staged rows {summary.rows} differ from the expected {expected}")
     summary.timings["rank"] = time.perf_counter() - t
 
     t = time.perf_counter()
     say("publishing")
-    sink.publish(warehouse, run_id, summary.attempt, summary.rows, summary.data_fingerprint)
+    sink.publish(db, run_id, summary.attempt, summary.rows, summary.data_fingerprint)
     summary.timings["publish"] = time.perf_counter() - t

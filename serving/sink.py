@@ -1,26 +1,33 @@
 """The segment tables: schema, staging, the one publishing transaction, the run lock.
 
-The only serving module that writes to the warehouse (DuckDB for now).
+The only serving module that writes to the warehouse: a DuckDB file or a PostgreSQL
+server (rows bulk-loaded with COPY). The SQL below is written once, in the subset both
+speak; `_Db` hides the two drivers (placeholders, transactions, bulk loading).
 
 A run appends its rows chunk by chunk to `stage_*` tables, then `publish` moves them
 into the published tables in one transaction: delete any earlier rows of the same
 run_id (a re-run replaces, never duplicates), insert the staged rows, mark the attempt
 succeeded. Readers use the `current_*` views, which show only the latest successful
-run, so a failed or half-written run is never visible.
+run, so a failed, killed or half-written run is never visible.
 
 `scoring_runs` holds one row per attempt (run_id, attempt): run_id is deterministic
 (as-of date + model versions + campaign kind), so an attempt that fails while an
 earlier attempt of the same run_id is published leaves that earlier attempt
-'succeeded' and its rows untouched; a successful re-run marks it 'superseded'.
+'succeeded' and its rows untouched; a successful re-run marks it 'superseded'. An
+attempt whose process died (SIGKILL, power cut) stays 'running' until the next run on
+the warehouse finds its process gone and marks it 'stale'.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import signal
 import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import duckdb
 import pandas as pd
 
 from features.load import Warehouse, WarehouseError
@@ -32,43 +39,65 @@ SEGMENTS = "customer_segments"
 REASONS = "score_reasons"
 PUBLISHED = (SCORES, SEGMENTS, REASONS)
 STAGE = {name: f"stage_{name}" for name in PUBLISHED}
+RANKED = "stage_ranked_scores"
 VIEWS = {name: f"current_{name}" for name in PUBLISHED}
 
 MODELS = ("churn", "response", "value")
 # score column per model, as published
 SCORE_COLUMN = {"churn": "churn_risk", "response": "response_prob", "value": "predicted_value",
                 "profit": "expected_profit"}
+DECILES = {"churn": "churn_risk", "response": "response_prob", "value": "predicted_value",
+           "profit": "expected_profit"}
+TIERS = {"churn": "churn_tier", "response": "response_tier", "value": "predicted_value_tier",
+         "profit": "profit_tier"}
 
-_DDL = {
-    RUNS: """
-        run_id varchar not null, attempt integer not null, as_of date not null,
-        started_at timestamp not null, finished_at timestamp, status varchar not null,
-        churn_version varchar, response_version varchar, value_version varchar,
-        campaign_kind varchar, margin double, contact_cost double, chunk_size bigint,
-        customers bigint, score_rows bigint, segment_rows bigint, reason_rows bigint,
-        data_fingerprint varchar, error varchar,
-        primary key (run_id, attempt)""",
-    LOCK: """
-        lock_name varchar primary key, run_id varchar, claimed_at timestamp, pid integer, host varchar""",
-    SCORES: """
-        run_id varchar not null, customer_id varchar not null, as_of date not null,
-        churn_risk double, response_prob double, predicted_value double, expected_profit double,
-        churn_decile tinyint, response_decile tinyint, value_decile tinyint, profit_decile tinyint,
-        churn_tier varchar, response_tier varchar, predicted_value_tier varchar, profit_tier varchar""",
-    SEGMENTS: """
-        run_id varchar not null, customer_id varchar not null, as_of date not null,
-        r_score tinyint, f_score tinyint, m_score tinyint, w_score tinyint,
-        rfmw_segment varchar, value_tier varchar, loyalty_tier varchar, activity varchar,
-        risk_tier varchar""",
-    REASONS: """
-        run_id varchar not null, customer_id varchar not null, model varchar not null,
-        rank tinyint not null, feature varchar, feature_value varchar, contribution double,
-        scale varchar, effect double, text varchar""",
+# Column lists in the subset of SQL types DuckDB and PostgreSQL share.
+_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    RUNS: [
+        ("run_id", "varchar not null"), ("attempt", "integer not null"), ("as_of", "date not null"),
+        ("started_at", "timestamp not null"), ("finished_at", "timestamp"), ("status", "varchar not null"),
+        ("churn_version", "varchar"), ("response_version", "varchar"), ("value_version", "varchar"),
+        ("campaign_kind", "varchar"), ("margin", "double precision"), ("contact_cost", "double precision"),
+        ("chunk_size", "bigint"), ("reasons_per_model", "integer"),
+        ("customers", "bigint"), ("score_rows", "bigint"), ("segment_rows", "bigint"), ("reason_rows", "bigint"),
+        ("data_fingerprint", "varchar"), ("snapshot_path", "varchar"), ("snapshot_sha256", "varchar"),
+        ("host", "varchar"), ("pid", "integer"), ("error", "varchar"),
+    ],
+    LOCK: [("lock_name", "varchar primary key"), ("run_id", "varchar"), ("claimed_at", "timestamp"),
+           ("pid", "integer"), ("host", "varchar")],
+    SCORES: [
+        ("run_id", "varchar not null"), ("customer_id", "varchar not null"), ("as_of", "date not null"),
+        ("churn_risk", "double precision"), ("response_prob", "double precision"),
+        ("predicted_value", "double precision"), ("expected_profit", "double precision"),
+        ("churn_decile", "smallint"), ("response_decile", "smallint"), ("value_decile", "smallint"),
+        ("profit_decile", "smallint"),
+        ("churn_tier", "varchar"), ("response_tier", "varchar"), ("predicted_value_tier", "varchar"),
+        ("profit_tier", "varchar"),
+    ],
+    SEGMENTS: [
+        ("run_id", "varchar not null"), ("customer_id", "varchar not null"), ("as_of", "date not null"),
+        ("r_score", "smallint"), ("f_score", "smallint"), ("m_score", "smallint"), ("w_score", "smallint"),
+        ("rfmw_segment", "varchar"), ("value_tier", "varchar"), ("loyalty_tier", "varchar"),
+        ("activity", "varchar"), ("risk_tier", "varchar"),
+    ],
+    REASONS: [
+        ("run_id", "varchar not null"), ("customer_id", "varchar not null"), ("model", "varchar not null"),
+        ("rank", "smallint not null"), ("feature", "varchar"), ("feature_value", "varchar"),
+        ("contribution", "double precision"), ("scale", "varchar"), ("effect", "double precision"),
+        ("text", "varchar"),
+    ],
 }
+_KEYS = {RUNS: "primary key (run_id, attempt)"}
+_INDEXES = {SCORES: ("run_id", "customer_id"), SEGMENTS: ("run_id", "customer_id"),
+            REASONS: ("run_id", "customer_id")}
 
 # Score tiers from deciles (10 = highest score): the top two deciles, the next three, the rest.
 # (`predicted_value_tier` is the model's; `value_tier` in customer_segments is the RFMW one.)
 TIER_SQL = "case when {d} >= 9 then 'high' when {d} >= 6 then 'medium' else 'low' end"
+
+# A fault-injection point for the crash tests: PROPENSITY_FAILPOINT=<name> makes the
+# process SIGKILL itself there (a real kill, at a known moment). Unset in normal use.
+FAILPOINT_ENV = "PROPENSITY_FAILPOINT"
 
 
 class ScoringError(ValueError):
@@ -79,26 +108,144 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _con(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
-    if warehouse.kind != "duckdb":
-        raise ScoringError("the batch scorer writes to DuckDB warehouses only for now (PostgreSQL comes later)")
-    if warehouse.read_only:
-        raise ScoringError("the warehouse is opened read-only; scoring writes tables")
-    return warehouse.duck()
+def failpoint(name: str) -> None:
+    """Die here by SIGKILL when the environment asks for it (crash tests only)."""
+    if os.environ.get(FAILPOINT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
-def ensure_tables(warehouse: Warehouse) -> None:
-    """Create the run, lock and published tables and the current_* views if missing."""
-    con = _con(warehouse)
-    for name, ddl in _DDL.items():
-        con.execute(f"create table if not exists {name} ({ddl})")
+def columns(name: str) -> list[str]:
+    """Column names of a segment table, in order."""
+    return [c for c, _ in _COLUMNS[name]]
+
+
+# -- the two drivers ---------------------------------------------------------------------
+
+class _Db:
+    """SQL on the warehouse itself: `?` placeholders, nested-free transactions, bulk appends."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        if warehouse.read_only:
+            raise ScoringError("the warehouse is opened read-only; scoring writes tables")
+        self.warehouse = warehouse
+        self.kind = warehouse.kind
+        self._conn = None  # PostgreSQL: the connection of the open transaction
+
+    # PostgreSQL ---------------------------------------------------------------------
+    @contextmanager
+    def _pg_conn(self):
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self.warehouse.engine().begin() as conn:
+            yield conn
+
+    @staticmethod
+    def _pg_sql(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    # both -------------------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence = ()) -> None:
+        if self.kind == "duckdb":
+            self.warehouse.duck().execute(sql, list(params))
+        else:
+            with self._pg_conn() as conn:
+                conn.exec_driver_sql(self._pg_sql(sql), tuple(params))
+
+    def fetchall(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        if self.kind == "duckdb":
+            return self.warehouse.duck().execute(sql, list(params)).fetchall()
+        with self._pg_conn() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(self._pg_sql(sql), tuple(params)).fetchall()]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together or not at all."""
+        if self.kind == "duckdb":
+            con = self.warehouse.duck()
+            con.execute("begin transaction")
+            try:
+                yield
+            except BaseException:
+                con.execute("rollback")
+                raise
+            con.execute("commit")
+            return
+        with self.warehouse.engine().begin() as conn:
+            self._conn = conn
+            try:
+                yield
+            finally:
+                self._conn = None
+
+    def append(self, table: str, frame: pd.DataFrame) -> None:
+        """Bulk-append `frame` (columns by name) to an existing table: DuckDB scan or PostgreSQL COPY."""
+        if self.kind == "duckdb":
+            con = self.warehouse.duck()
+            con.register("_incoming", frame)
+            try:
+                con.execute(f"insert into {table} by name select * from _incoming")
+            finally:
+                con.unregister("_incoming")
+            return
+        copy_frame(self, table, frame)
+
+    def existing_columns(self, table: str) -> list[str]:
+        rows = self.fetchall("select column_name from information_schema.columns where table_name = ? "
+                             "and table_schema = current_schema()", [table])
+        return [r[0] for r in rows]
+
+    def is_conflict(self, error: BaseException) -> bool:
+        """A write lost a race against another connection (same key, or a transaction conflict)."""
+        text = f"{type(error).__name__} {getattr(error, 'orig', '')} {error}".lower()
+        return any(w in text for w in ("unique", "duplicate key", "constraint", "conflict"))
+
+
+def copy_frame(db: _Db, table: str, frame: pd.DataFrame, rows_per_copy: int = 200_000) -> None:
+    """PostgreSQL COPY FROM STDIN in CSV: every float written with its shortest exact repr."""
+    cols = ", ".join(f'"{c}"' for c in frame.columns)
+    statement = f"copy {table} ({cols}) from stdin with (format csv, null '\\N')"
+    with db._pg_conn() as conn:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            for start in range(0, len(frame), rows_per_copy):
+                buf = io.StringIO()
+                frame.iloc[start:start + rows_per_copy].to_csv(buf, index=False, header=False, na_rep="\\N")
+                with cur.copy(statement) as copy:
+                    copy.write(buf.getvalue())
+
+
+def database(warehouse: Warehouse) -> _Db:
+    """The writing handle for the segment tables of this warehouse."""
+    return _Db(warehouse)
+
+
+# -- schema --------------------------------------------------------------------------------
+
+def ensure_tables(db: _Db) -> None:
+    """Create the run, lock and published tables and the current_* views if missing.
+
+    Columns added by later versions of propensity are added to existing tables.
+    """
+    for name, cols in _COLUMNS.items():
+        body = ", ".join(f'"{c}" {t}' for c, t in cols)
+        if name in _KEYS:
+            body += ", " + _KEYS[name]
+        db.execute(f"create table if not exists {name} ({body})")
+        have = set(db.existing_columns(name))
+        for c, t in cols:
+            if c not in have:
+                db.execute(f'alter table {name} add column "{c}" {t.replace(" not null", "")}')
+    if db.kind == "postgresql":  # lookups by customer (the API); DuckDB's zone maps need no index
+        for name, key in _INDEXES.items():
+            db.execute(f"create index if not exists {name}_run_customer on {name} ({', '.join(key)})")
     latest = (f"(select run_id from {RUNS} where status = 'succeeded' "
               "order by as_of desc, finished_at desc limit 1)")
     for name, view in VIEWS.items():
-        con.execute(f"create or replace view {view} as select * from {name} where run_id = {latest}")
+        db.execute(f"create or replace view {view} as select * from {name} where run_id = {latest}")
 
 
-# -- lock ------------------------------------------------------------------------------
+# -- lock ----------------------------------------------------------------------------------
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -110,132 +257,159 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def claim_lock(warehouse: Warehouse, run_id: str) -> None:
+def claim_lock(db: _Db, run_id: str, break_lock: bool = False) -> None:
     """Claim the one scoring lock of this warehouse, or raise ScoringError naming the holder.
 
-    A lock left by a process of this host that no longer exists is taken over.
+    A lock left by a process of this host that no longer exists is taken over (and that
+    process's 'running' attempts are marked 'stale'). `break_lock` takes over any lock:
+    for a holder on another host that is known to be gone.
     """
-    con = _con(warehouse)
-    ensure_tables(warehouse)
+    ensure_tables(db)
     host, pid = socket.gethostname(), os.getpid()
     try:
-        with warehouse.transaction():
-            held = con.execute(
-                f"select run_id, claimed_at, pid, host from {LOCK} where lock_name = 'scoring'"
-            ).fetchall()
+        with db.transaction():
+            held = db.fetchall(f"select run_id, claimed_at, pid, host from {LOCK} where lock_name = 'scoring'")
             if held:
                 other_run, since, other_pid, other_host = held[0]
-                if other_host == host and other_pid != pid and not _pid_alive(other_pid):
-                    con.execute(f"delete from {LOCK} where lock_name = 'scoring'")
-                else:
+                dead = other_host == host and other_pid != pid and not _pid_alive(other_pid)
+                if not (dead or break_lock):
+                    hint = ("" if other_host == host else
+                            f"; if that process is gone, re-run with --break-lock")
                     raise ScoringError(
                         f"another scoring run ({other_run}, pid {other_pid} on {other_host}, since "
-                        f"{since:%Y-%m-%d %H:%M:%S} UTC) holds the lock on this warehouse; wait for it to finish"
+                        f"{since:%Y-%m-%d %H:%M:%S} UTC) holds the lock on this warehouse; "
+                        f"wait for it to finish{hint}"
                     )
-            con.execute(f"insert into {LOCK} values ('scoring', ?, ?, ?, ?)", [run_id, _now(), pid, host])
-    except (duckdb.TransactionException, duckdb.ConstraintException):
-        # another connection claimed it between our read and our commit
-        raise ScoringError("another scoring run claimed the lock on this warehouse at the same moment; "
-                           "wait for it to finish") from None
+                db.execute(f"delete from {LOCK} where lock_name = 'scoring'")
+            db.execute(f"insert into {LOCK} values ('scoring', ?, ?, ?, ?)", [run_id, _now(), pid, host])
+            _mark_stale(db, host, break_lock)
+    except ScoringError:
+        raise
+    except Exception as e:
+        if db.is_conflict(e):  # another connection claimed it between our read and our commit
+            raise ScoringError("another scoring run claimed the lock on this warehouse at the same moment; "
+                               "wait for it to finish") from None
+        raise
 
 
-def release_lock(warehouse: Warehouse, run_id: str) -> None:
+def _mark_stale(db: _Db, host: str, everywhere: bool) -> None:
+    """Attempts still 'running' whose process is gone: killed runs, never published."""
+    running = db.fetchall(f"select run_id, attempt, pid, host from {RUNS} where status = 'running'")
+    for run_id, attempt, pid, run_host in running:
+        if everywhere or (run_host == host and pid is not None and not _pid_alive(pid)):
+            db.execute(f"update {RUNS} set status = 'stale', error = ? where run_id = ? and attempt = ?",
+                       [f"process {pid} on {run_host} ended without finishing (killed?)", run_id, attempt])
+
+
+def release_lock(db: _Db, run_id: str) -> None:
     """Release the lock if this run holds it."""
-    with warehouse.transaction():
-        _con(warehouse).execute(f"delete from {LOCK} where lock_name = 'scoring' and run_id = ?", [run_id])
+    with db.transaction():
+        db.execute(f"delete from {LOCK} where lock_name = 'scoring' and run_id = ?", [run_id])
 
 
-# -- run rows --------------------------------------------------------------------------
+# -- run rows ------------------------------------------------------------------------------
 
-def start_attempt(warehouse: Warehouse, run: dict) -> int:
+def start_attempt(db: _Db, run: dict) -> int:
     """Insert a 'running' row for a new attempt of `run['run_id']`; returns the attempt number."""
-    con = _con(warehouse)
-    with warehouse.transaction():
-        attempt = con.execute(f"select coalesce(max(attempt), 0) + 1 from {RUNS} where run_id = ?",
-                              [run["run_id"]]).fetchall()[0][0]
-        row = {**run, "attempt": attempt, "started_at": _now(), "status": "running"}
-        cols = ", ".join(row)
-        con.execute(f"insert into {RUNS} ({cols}) values ({', '.join('?' for _ in row)})", list(row.values()))
+    with db.transaction():
+        attempt = db.fetchall(f"select coalesce(max(attempt), 0) + 1 from {RUNS} where run_id = ?",
+                              [run["run_id"]])[0][0]
+        row = {**run, "attempt": int(attempt), "started_at": _now(), "status": "running",
+               "host": socket.gethostname(), "pid": os.getpid()}
+        cols = ", ".join(f'"{c}"' for c in row)
+        db.execute(f"insert into {RUNS} ({cols}) values ({', '.join('?' for _ in row)})", list(row.values()))
     return int(attempt)
 
 
-def mark_failed(warehouse: Warehouse, run_id: str, attempt: int, error: str) -> None:
+def update_attempt(db: _Db, run_id: str, attempt: int, **values: object) -> None:
+    """Record facts learnt during the run (snapshot path and hash, fingerprint)."""
+    sets = ", ".join(f'"{c}" = ?' for c in values)
+    with db.transaction():
+        db.execute(f"update {RUNS} set {sets} where run_id = ? and attempt = ?", [*values.values(), run_id, attempt])
+
+
+def mark_failed(db: _Db, run_id: str, attempt: int, error: str) -> None:
     """Record that an attempt failed (its staged rows are dropped; published rows untouched)."""
-    con = _con(warehouse)
-    with warehouse.transaction():
-        con.execute(f"update {RUNS} set status = 'failed', finished_at = ?, error = ? where run_id = ? and attempt = ?",
-                    [_now(), error[:2000], run_id, attempt])
-    drop_stage(warehouse)
+    with db.transaction():
+        db.execute(f"update {RUNS} set status = 'failed', finished_at = ?, error = ? "
+                   "where run_id = ? and attempt = ?", [_now(), error[:2000], run_id, attempt])
+    drop_stage(db)
 
 
-# -- staging ---------------------------------------------------------------------------
+# -- staging -------------------------------------------------------------------------------
 
-def reset_stage(warehouse: Warehouse) -> None:
+def reset_stage(db: _Db) -> None:
     """Empty staging tables shaped like the published ones (one run at a time: the lock)."""
-    con = _con(warehouse)
-    for name, stage in STAGE.items():
-        con.execute(f"create or replace table {stage} as select * from {name} where false")
+    drop_stage(db)
+    for name, stage_name in STAGE.items():
+        db.execute(f"create table {stage_name} as select * from {name} where false")
 
 
-def drop_stage(warehouse: Warehouse) -> None:
-    con = _con(warehouse)
-    for stage in STAGE.values():
-        con.execute(f"drop table if exists {stage}")
+def drop_stage(db: _Db) -> None:
+    for stage_name in (*STAGE.values(), RANKED):
+        db.execute(f"drop table if exists {stage_name}")
 
 
-def stage(warehouse: Warehouse, name: str, frame: pd.DataFrame) -> None:
+def stage(db: _Db, name: str, frame: pd.DataFrame) -> None:
     """Append one chunk of rows of published table `name` to its staging table."""
-    with warehouse.transaction() as w:
-        w.append(STAGE[name], frame)
+    with db.transaction():
+        db.append(STAGE[name], frame)
 
 
-def rank_stage(warehouse: Warehouse) -> None:
+def rank_stage(db: _Db) -> None:
     """Deciles (1-10, 10 = highest, equal counts; ties by customer id) and tiers over the whole run."""
-    con = _con(warehouse)
-    sets = []
-    for key, tier in (("churn", "churn_tier"), ("response", "response_tier"), ("value", "predicted_value_tier"),
-                      ("profit", "profit_tier")):
-        sets.append(f"{key}_decile = r.{key}_decile")
-        sets.append(f"{tier} = {TIER_SQL.format(d=f'r.{key}_decile')}")
     ranks = ", ".join(f"ntile(10) over (order by {col}, customer_id) as {key}_decile"
-                      for key, col in (("churn", "churn_risk"), ("response", "response_prob"),
-                                       ("value", "predicted_value"), ("profit", "expected_profit")))
-    with warehouse.transaction():
-        con.execute(f"update {STAGE[SCORES]} s set {', '.join(sets)} from "
-                    f"(select customer_id, {ranks} from {STAGE[SCORES]}) r where s.customer_id = r.customer_id")
+                      for key, col in DECILES.items())
+    keep = [c for c in columns(SCORES) if not c.endswith(("_decile", "_tier"))]
+    out = [*keep, *(f"{k}_decile" for k in DECILES),
+           *(f"{TIER_SQL.format(d=f'{k}_decile')} as {TIERS[k]}" for k in DECILES)]
+    db.execute(f"drop table if exists {RANKED}")
+    db.execute(f"create table {RANKED} as select {', '.join(out)} from "
+               f"(select {', '.join(keep)}, {ranks} from {STAGE[SCORES]}) r")
 
 
-def staged_counts(warehouse: Warehouse) -> dict[str, int]:
-    con = _con(warehouse)
-    return {name: int(con.execute(f"select count(*) from {stage}").fetchall()[0][0]) for name, stage in STAGE.items()}
+def staged_counts(db: _Db) -> dict[str, int]:
+    return {name: int(db.fetchall(f"select count(*) from {stage_name}")[0][0]) for name, stage_name in STAGE.items()}
 
 
-# -- publishing ------------------------------------------------------------------------
+# -- publishing ----------------------------------------------------------------------------
 
-def publish_table(con: duckdb.DuckDBPyConnection, name: str, run_id: str) -> None:
+def publish_table(db: _Db, name: str, run_id: str) -> None:
     """Inside the publishing transaction: replace run_id's rows of `name` by the staged ones."""
-    con.execute(f"delete from {name} where run_id = ?", [run_id])
-    con.execute(f"insert into {name} by name select * from {STAGE[name]}")
+    source = RANKED if name == SCORES else STAGE[name]
+    cols = ", ".join(f'"{c}"' for c in columns(name))
+    db.execute(f"delete from {name} where run_id = ?", [run_id])
+    db.execute(f"insert into {name} ({cols}) select {cols} from {source}")
+    failpoint(f"publish:{name}")
 
 
-def publish(warehouse: Warehouse, run_id: str, attempt: int, counts: dict[str, int], fingerprint: str) -> None:
+def publish(db: _Db, run_id: str, attempt: int, counts: dict[str, int], fingerprint: str) -> None:
     """Make the staged run the published one, all or nothing."""
-    con = _con(warehouse)
-    with warehouse.transaction():
+    with db.transaction():
         for name in PUBLISHED:
-            publish_table(con, name, run_id)
-        con.execute(f"update {RUNS} set status = 'superseded' where run_id = ? and status = 'succeeded'", [run_id])
-        con.execute(
+            publish_table(db, name, run_id)
+        db.execute(f"update {RUNS} set status = 'superseded' where run_id = ? and status = 'succeeded'", [run_id])
+        db.execute(
             f"update {RUNS} set status = 'succeeded', finished_at = ?, customers = ?, score_rows = ?, "
             "segment_rows = ?, reason_rows = ?, data_fingerprint = ? where run_id = ? and attempt = ?",
             [_now(), counts[SCORES], counts[SCORES], counts[SEGMENTS], counts[REASONS], fingerprint, run_id, attempt],
         )
-    drop_stage(warehouse)
+        failpoint("publish:before-commit")
+    drop_stage(db)
 
 
-def run_row(warehouse: Warehouse, run_id: str, attempt: int) -> dict:
-    """The scoring_runs row of one attempt."""
-    frame = warehouse.query(f"select * from {RUNS} where run_id = ? and attempt = ?", [run_id, attempt])
+# -- reading (lineage) ---------------------------------------------------------------------
+
+def run_row(warehouse: Warehouse, run_id: str, attempt: int | None = None) -> dict:
+    """The scoring_runs row of one attempt (default: the run's published attempt)."""
+    if attempt is None:
+        sql = f"select * from {RUNS} where run_id = ? and status = 'succeeded'"
+        params: list = [run_id]
+    else:
+        sql = f"select * from {RUNS} where run_id = ? and attempt = ?"
+        params = [run_id, attempt]
+    frame = warehouse.native_query(sql, params) if warehouse.has(RUNS) else pd.DataFrame()
     if frame.empty:
-        raise WarehouseError(f"no scoring run {run_id} attempt {attempt}")
+        what = f"scoring run {run_id!r}" + (f" attempt {attempt}" if attempt is not None else " (published)")
+        raise WarehouseError(f"no {what} in the warehouse; list runs with `propensity score --list`")
     return frame.iloc[0].to_dict()

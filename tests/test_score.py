@@ -136,9 +136,9 @@ def test_deciles_and_tiers(scored, score: str, decile: str, tier: str) -> None:
 def test_progress_and_report(scored) -> None:
     s, messages = scored["summary"], scored["messages"]
     assert isinstance(s, RunSummary) and s.status == "succeeded"
-    assert messages[0] == f"features as of {AS_OF}"
+    assert messages[0] == f"features as of {AS_OF} -> {s.snapshot}"
     chunks = [m for m in messages if m.startswith("scored and explained")]
-    assert len(chunks) == -(-s.customers // 1000)
+    assert len(chunks) == -(-s.customers // 2048)  # chunks are whole DuckDB vectors of 2,048 rows
     assert chunks[-1].startswith(f"scored and explained {s.customers:,} / {s.customers:,}")
     text = s.report()
     assert s.run_id in text and f"customers: {s.customers:,}" in text and "score_reasons" in text
@@ -149,7 +149,7 @@ def test_rerun_replaces_not_duplicates(scored) -> None:
     cfg, wh = scored["cfg"], scored["wh"]
     before = _snapshot(wh)
     totals = {t: wh.query(f"select count(*) as n from {t}")["n"][0] for t in sink.PUBLISHED}
-    again = run_scoring(wh, cfg, AS_OF, chunk_size=700)  # other chunking, same result
+    again = run_scoring(wh, cfg, AS_OF, chunk_size=5000)  # other chunking, same result
     assert again.run_id == scored["summary"].run_id and again.attempt == 2
     assert again.data_fingerprint == scored["summary"].data_fingerprint
     after = _snapshot(wh)
@@ -167,8 +167,8 @@ def test_failure_while_publishing_leaves_published_results(scored, monkeypatch, 
     before = _snapshot(wh)
     real = sink.publish_table
 
-    def fail_on_segments(con, name, run_id):
-        real(con, name, run_id)  # scores are already replaced inside the transaction by now
+    def fail_on_segments(db, name, run_id):
+        real(db, name, run_id)  # scores are already replaced inside the transaction by now
         if name == sink.SEGMENTS:
             raise OSError("disk full (injected)")
 
@@ -192,16 +192,17 @@ def test_second_run_is_refused_while_the_lock_is_held(scored) -> None:
     cfg, wh = scored["cfg"], scored["wh"]
     before = _snapshot(wh)
     runs_before = len(wh.query("select * from scoring_runs"))
-    sink.claim_lock(wh, "other-run")
+    db = sink.database(wh)
+    sink.claim_lock(db, "other-run")
     try:
         with pytest.raises(ScoringError, match=r"another scoring run \(other-run, pid \d+ on .*\) holds the lock") as e:
             run_scoring(wh, cfg, AS_OF)
         assert "\n" not in str(e.value)
         # a second claim from anywhere is refused the same way
         with pytest.raises(ScoringError, match="holds the lock"):
-            sink.claim_lock(wh, "third-run")
+            sink.claim_lock(db, "third-run")
     finally:
-        sink.release_lock(wh, "other-run")
+        sink.release_lock(db, "other-run")
     assert len(wh.query("select * from scoring_runs")) == runs_before  # the refused run left no row
     for v in VIEWS:
         pd.testing.assert_frame_equal(before[v], _view(wh, v))
@@ -216,9 +217,10 @@ def test_lock_of_a_dead_process_is_taken_over(scored) -> None:
     with wh.transaction():
         wh.duck().execute("insert into scoring_lock values ('scoring', 'crashed-run', now(), ?, ?)",
                           [proc.pid, socket.gethostname()])
-    sink.claim_lock(wh, "new-run")
+    db = sink.database(wh)
+    sink.claim_lock(db, "new-run")
     held = wh.query("select run_id from scoring_lock")["run_id"].tolist()
-    sink.release_lock(wh, "new-run")
+    sink.release_lock(db, "new-run")
     assert held == ["new-run"]
 
 
