@@ -29,6 +29,16 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _open_error(path: Path, error: Exception) -> str:
+    """One line for a DuckDB file that cannot be opened; names the process holding it."""
+    text = " ".join(str(error).split())
+    holder = re.search(r"\(PID (\d+)\)", text)
+    if "lock" in text.lower() and holder:
+        return (f"warehouse {path} is in use by another process (PID {holder.group(1)}), e.g. a scoring run "
+                "or training; wait for it to finish (DuckDB allows one writing process per file)")
+    return f"cannot open warehouse {path}: {text}"
+
+
 class Warehouse:
     """A connection to the warehouse named by `url` (duckdb:///file or postgresql://...)."""
 
@@ -64,7 +74,7 @@ class Warehouse:
                     try:
                         self._duck = duckdb.connect(str(self.path), read_only=self.read_only)
                     except duckdb.IOException as e:
-                        raise WarehouseError(f"cannot open warehouse {self.path}: {e}") from None
+                        raise WarehouseError(_open_error(self.path, e)) from None
             else:
                 from features.schema import TABLES
 

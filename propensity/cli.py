@@ -172,8 +172,23 @@ def data_status(config: ConfigOption = None) -> None:
     cfg = load_config(config)
     with _open_warehouse(cfg, read_only=True) as wh:
         for name in wh.tables():
-            n = wh.duck().execute(f'select count(*) from "{name}"').fetchall()[0][0]
+            n = wh.native_query(f'select count(*) as n from "{name}"')["n"][0]
             typer.echo(f"{name:<28} {n:>12,}")
+
+
+@data_app.command("export-parquet")
+@friendly
+def data_export_parquet(
+    folder: Annotated[Path, typer.Argument(help="Folder for <table>.parquet files (created if missing).")],
+    config: ConfigOption = None,
+) -> None:
+    """Write the canonical tables as Parquet files: the input of `propensity score --engine spark`."""
+    cfg = load_config(config)
+    with _open_warehouse(cfg, read_only=True) as wh:
+        written = wh.export_parquet(folder)
+    for name, path in written.items():
+        say(f"  {name:<20} -> {path}")
+    say(f"wrote {len(written)} tables to {folder}")
 
 
 # -- features -----------------------------------------------------------------------

@@ -1,45 +1,156 @@
-"""`propensity score`: a thin command over serving.batch."""
+"""`propensity score`, `propensity runs` and `propensity explain customer`: thin commands over serving/*."""
 
 from __future__ import annotations
 
 import time
+from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from propensity.config import load_config
+from propensity.config import ConfigError, load_config
 from propensity.console import ConfigOption, friendly, parse_date, say
+from training.cli import Target, explain_app
+
+
+class Engine(str, Enum):
+    duckdb = "duckdb"
+    spark = "spark"
 
 
 def register(app: typer.Typer) -> None:
-    """Add the serving commands to the main app."""
+    """Add the serving commands to the main app (and `customer` to `propensity explain`)."""
     app.command("score")(friendly(score))
+    app.command("runs")(friendly(runs))
+    explain_app.command("customer")(friendly(explain_customer))
 
 
 def score(
     as_of: Annotated[str, typer.Option("--as-of", help="Scoring date YYYY-MM-DD: features use rows strictly before it.")],
-    margin: Annotated[float, typer.Option(help="Margin on predicted value, for expected profit.")] = 0.3,
-    contact_cost: Annotated[float, typer.Option(help="Cost of one contact, for expected profit.")] = 1.0,
-    chunk_size: Annotated[int, typer.Option(min=1000, help="Customers scored and explained at a time (bounds memory).")] = 50_000,
+    margin: Annotated[float | None, typer.Option(help="Margin on predicted value, for expected profit (default: [serving] margin).")] = None,
+    contact_cost: Annotated[float | None, typer.Option(help="Cost of one contact, for expected profit (default: [serving] contact_cost).")] = None,
+    chunk_size: Annotated[int | None, typer.Option(min=1, help="Customers scored and explained at a time; bounds memory (default: [serving] chunk_size).")] = None,
+    engine: Annotated[Engine, typer.Option(help="duckdb: the warehouse in propensity.toml (DuckDB or PostgreSQL). spark: Parquet in, Parquet out (--input, --output).")] = Engine.duckdb,
+    input_dir: Annotated[Path | None, typer.Option("--input", help="--engine spark: folder of canonical tables as Parquet (`propensity data export-parquet`).")] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output", help="--engine spark: folder for the Parquet segment tables.")] = None,
+    break_lock: Annotated[bool, typer.Option("--break-lock", help="Take over the scoring lock held by a process on another host that is known to be gone.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Score every customer with the champion models; write scores, segments and reasons.
 
-    Writes scoring_runs, customer_scores, customer_segments and score_reasons in one
-    publishing transaction; the current_* views show the latest successful run.
+    Features as of the date are written to a Parquet snapshot (kept, for lineage), scored
+    and explained in chunks, staged, and published in one transaction to scoring_runs,
+    customer_scores, customer_segments and score_reasons. The current_* views show the
+    latest successful run. A re-run with the same date and model versions replaces its
+    rows; a second run on the same warehouse is refused while one is running.
     """
-    from features.load import Warehouse
-    from serving.batch import run_scoring
-    from training.track import configure
-
     cfg = load_config(config)
     cutoff = parse_date(as_of, "--as-of")
-    configure(cfg.mlflow, cfg.training.experiment)
     start = time.perf_counter()
-    with Warehouse(cfg.warehouse.url) as wh:
-        summary = run_scoring(
-            wh, cfg, cutoff,
-            progress=lambda m: say(f"  [{time.perf_counter() - start:6.1f}s] {m}"),
-            margin=margin, contact_cost=contact_cost, chunk_size=chunk_size,
+
+    def progress(message: str) -> None:
+        say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
+
+    if engine is Engine.spark:
+        if input_dir is None or output_dir is None:
+            raise ConfigError("--engine spark needs --input DIR (Parquet tables) and --output DIR")
+        from serving.spark_engine import run_spark_scoring
+
+        summary = run_spark_scoring(
+            cfg, cutoff, input_dir, output_dir, progress=progress,
+            margin=cfg.serving.margin if margin is None else margin,
+            contact_cost=cfg.serving.contact_cost if contact_cost is None else contact_cost,
         )
+        say(summary.report())
+        return
+    if input_dir is not None or output_dir is not None:
+        raise ConfigError("--input and --output are for --engine spark; the duckdb engine uses [warehouse] url")
+
+    from features.load import Warehouse
+    from serving.batch import run_scoring
+
+    with Warehouse(cfg.warehouse.url) as wh:
+        summary = run_scoring(wh, cfg, cutoff, progress=progress, margin=margin, contact_cost=contact_cost,
+                              chunk_size=chunk_size, break_lock=break_lock)
     say(summary.report())
+    say("read the results: current_customer_scores, current_customer_segments, current_score_reasons "
+        f"in {cfg.warehouse.url}")
+
+
+def runs(
+    limit: Annotated[int, typer.Option(min=1, help="How many of the latest attempts to show.")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """List scoring runs (latest first): status, as-of date, model versions, customers."""
+    from features.load import Warehouse
+    from serving import sink
+
+    cfg = load_config(config)
+    with Warehouse(cfg.warehouse.url, read_only=cfg.warehouse.url.startswith("duckdb")) as wh:
+        if not wh.has(sink.RUNS):
+            say("no scoring runs yet; run `propensity score --as-of DATE`")
+            return
+        frame = wh.native_query(
+            f"select run_id, attempt, as_of, status, churn_version, response_version, value_version, customers, "
+            f"started_at, finished_at from {sink.RUNS} order by started_at desc limit ?", [limit])
+    for r in frame.itertuples():
+        took = (f"{(r.finished_at - r.started_at).total_seconds():.0f}s"
+                if r.finished_at is not None and not _isnull(r.finished_at) else "-")
+        customers = "-" if _isnull(r.customers) else f"{int(r.customers):,}"
+        say(f"{r.run_id}  attempt {r.attempt}  as of {r.as_of:%Y-%m-%d}  {r.status:<10}  "
+            f"churn v{r.churn_version} response v{r.response_version} value v{r.value_version}  "
+            f"customers {customers}  started {r.started_at:%Y-%m-%d %H:%M:%S}  took {took}")
+
+
+def _isnull(value: object) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def explain_customer(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id, as in the warehouse.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Date YYYY-MM-DD: explain with today's registered models on features as of this date.")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="A scoring run id: recompute exactly the reasons that run stored, from its model versions and feature snapshot.")] = None,
+    model: Annotated[Target, typer.Option(help="Which model's reasons: churn, response, value or all (with --as-of).")] = Target.all,
+    alias: Annotated[str, typer.Option(help="Registry alias of the models to use (with --as-of).")] = "champion",
+    top: Annotated[int, typer.Option(min=1, max=50, help="Reasons per model (with --as-of).")] = 5,
+    campaign_kind: Annotated[str | None, typer.Option(help="Campaign kind for the response model (default: the first kind it was trained on).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print a customer's scores and the top reasons (SHAP contributions) for each model.
+
+    With --as-of: the models registered under --alias, on features as of that date.
+    With --run: what a scoring run computed, recomputed from its lineage (model versions
+    and the feature snapshot it kept) and compared with the reasons it stored.
+    Contributions are in the model's raw scale (log-odds for churn and response, log of
+    the amount for value); the effect is the approximate change in the probability or
+    amount that the feature accounts for.
+    """
+    from features.load import Warehouse
+
+    cfg = load_config(config)
+    if (as_of is None) == (run is None):
+        raise ConfigError("give either --as-of DATE (current models) or --run RUN_ID (a scoring run's lineage)")
+    if run is not None:
+        from serving.lineage import explain_run_customer
+
+        with Warehouse(cfg.warehouse.url, read_only=cfg.warehouse.url.startswith("duckdb")) as wh:
+            result = explain_run_customer(wh, cfg, run, customer_id)
+        typer.echo("\n".join(result.lines()))
+        return
+
+    from training.cli import _names
+    from training.customer_reasons import customer_row, explain_customer as explain, registered_model
+    from training.track import configure
+
+    cutoff = parse_date(as_of, "--as-of")
+    configure(cfg.mlflow, cfg.training.experiment)
+    models = {name: registered_model(name, alias) for name in _names(model)}
+    with Warehouse(cfg.warehouse.url, read_only=True) as wh:
+        row = customer_row(wh, cfg.features, customer_id, cutoff)
+    typer.echo(f"customer {customer_id} as of {cutoff}")
+    for exp in explain(row, models, k=top, campaign_kind=campaign_kind):
+        typer.echo("")
+        typer.echo("\n".join(exp.lines()))

@@ -95,8 +95,10 @@ _INDEXES = {SCORES: ("run_id", "customer_id"), SEGMENTS: ("run_id", "customer_id
 # (`predicted_value_tier` is the model's; `value_tier` in customer_segments is the RFMW one.)
 TIER_SQL = "case when {d} >= 9 then 'high' when {d} >= 6 then 'medium' else 'low' end"
 
-# A fault-injection point for the crash tests: PROPENSITY_FAILPOINT=<name> makes the
-# process SIGKILL itself there (a real kill, at a known moment). Unset in normal use.
+# Fault injection for the crash and concurrency tests: PROPENSITY_FAILPOINT=<name> makes
+# the process SIGKILL itself at that point (a real kill, at a known moment);
+# <name>:stop makes it SIGSTOP itself there (holding its lock) until sent SIGCONT.
+# Unset in normal use.
 FAILPOINT_ENV = "PROPENSITY_FAILPOINT"
 
 
@@ -109,9 +111,12 @@ def _now() -> datetime:
 
 
 def failpoint(name: str) -> None:
-    """Die here by SIGKILL when the environment asks for it (crash tests only)."""
-    if os.environ.get(FAILPOINT_ENV) == name:
+    """Die (SIGKILL) or stop (SIGSTOP) here when the environment asks for it (tests only)."""
+    wanted = os.environ.get(FAILPOINT_ENV, "")
+    if wanted == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    elif wanted == f"{name}:stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def columns(name: str) -> list[str]:
@@ -411,5 +416,5 @@ def run_row(warehouse: Warehouse, run_id: str, attempt: int | None = None) -> di
     frame = warehouse.native_query(sql, params) if warehouse.has(RUNS) else pd.DataFrame()
     if frame.empty:
         what = f"scoring run {run_id!r}" + (f" attempt {attempt}" if attempt is not None else " (published)")
-        raise WarehouseError(f"no {what} in the warehouse; list runs with `propensity score --list`")
+        raise WarehouseError(f"no {what} in the warehouse; list runs with `propensity runs`")
     return frame.iloc[0].to_dict()

@@ -38,8 +38,16 @@ def _pg_bin() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
+def postgres_url(postgres_server):
+    """The URL of the database `warehouse` on the test PostgreSQL server."""
+    return postgres_server("warehouse")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
     """A real PostgreSQL server, initdb'd in a temp folder and started on 127.0.0.1.
+
+    Yields a function that creates a new database and returns its URL.
 
     Runs as the `postgres` system user when the tests run as root (initdb refuses root).
     Skips with a message when the server binaries are not installed.
@@ -73,12 +81,16 @@ def postgres_url():
         check=True, capture_output=True,
     )
     createdb = bindir / "createdb" if (bindir / "createdb").exists() else Path("createdb")
-    subprocess.run(
-        [str(createdb), "-h", "127.0.0.1", "-p", str(port), "-U", "propensity", "warehouse"],
-        check=True, capture_output=True,
-    )
+
+    def new_database(name: str) -> str:
+        subprocess.run(
+            [str(createdb), "-h", "127.0.0.1", "-p", str(port), "-U", "propensity", name],
+            check=True, capture_output=True,
+        )
+        return f"postgresql://propensity@127.0.0.1:{port}/{name}"
+
     try:
-        yield f"postgresql://propensity@127.0.0.1:{port}/warehouse"
+        yield new_database
     finally:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from propensity.config import Config, ConfigError, load_config
-from propensity.console import ConfigOption, friendly, parse_date, say
+from propensity.console import ConfigOption, friendly, say
 
 explain_app = typer.Typer(help="Explain models (model cards) and single customers (reason codes).", no_args_is_help=True)
 
@@ -30,7 +30,6 @@ def register(app: typer.Typer) -> None:
     """Add the training commands to the main app."""
     app.command("train")(friendly(train))
     app.command("promote")(friendly(promote))
-    explain_app.command("customer")(friendly(explain_customer))
     explain_app.command("model")(friendly(explain_model))
     app.add_typer(explain_app, name="explain")
 
@@ -83,37 +82,6 @@ def promote(
         )
     for d in decisions:
         say(d.line())
-
-
-def explain_customer(
-    customer_id: Annotated[str, typer.Argument(help="The customer's id, as in the warehouse.")],
-    as_of: Annotated[str, typer.Option("--as-of", help="Date YYYY-MM-DD: features use rows strictly before it.")],
-    model: Annotated[Target, typer.Option(help="Which model's reasons: churn, response, value or all.")] = Target.all,
-    alias: Annotated[str, typer.Option(help="Registry alias of the models to use.")] = "champion",
-    top: Annotated[int, typer.Option(min=1, max=50, help="Reasons per model.")] = 5,
-    campaign_kind: Annotated[str | None, typer.Option(help="Campaign kind for the response model (default: the first kind it was trained on).")] = None,
-    config: ConfigOption = None,
-) -> None:
-    """Print a customer's scores and the top reasons (SHAP contributions) for each model.
-
-    Contributions are in the model's raw scale (log-odds for churn and response, log of
-    the amount for value); the effect is the approximate change in the probability or
-    amount that the feature accounts for.
-    """
-    from features.load import Warehouse
-    from training.customer_reasons import customer_row, explain_customer as explain, registered_model
-    from training.track import configure
-
-    cfg = load_config(config)
-    cutoff = parse_date(as_of, "--as-of")
-    configure(cfg.mlflow, cfg.training.experiment)
-    models = {name: registered_model(name, alias) for name in _names(model)}
-    with Warehouse(cfg.warehouse.url, read_only=True) as wh:
-        row = customer_row(wh, cfg.features, customer_id, cutoff)
-    typer.echo(f"customer {customer_id} as of {cutoff}")
-    for exp in explain(row, models, k=top, campaign_kind=campaign_kind):
-        typer.echo("")
-        typer.echo("\n".join(exp.lines()))
 
 
 def explain_model(

@@ -16,7 +16,7 @@ from features.snapshots import build_features
 from propensity.config import FeaturesConfig
 from training.feature_sets import with_campaign_kind
 from training.models import LgbmModel
-from training.track import RegistryError, alias_version, load_pyfunc
+from training.track import RegistryError, alias_version, load_pyfunc, load_pyfunc_version
 
 OUTPUT_LABEL = {"churn": "churn risk", "response": "response probability", "value": "predicted value"}
 
@@ -51,6 +51,11 @@ def registered_model(name: str, alias: str) -> tuple[LgbmModel, str]:
     if info is None:
         raise RegistryError(f"no {name}@{alias} in the registry; train and promote it first")
     return load_pyfunc(name, alias).unwrap_python_model().model, str(info["version"])
+
+
+def versioned_model(name: str, version: str) -> LgbmModel:
+    """The LightGBM model of one registered version (as a run's lineage records it)."""
+    return load_pyfunc_version(name, version).unwrap_python_model().model
 
 
 def customer_row(warehouse: Warehouse, fcfg: FeaturesConfig, customer_id: str, as_of: date) -> pd.DataFrame:

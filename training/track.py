@@ -168,6 +168,15 @@ def load_pyfunc(name: str, alias: str):
         raise RegistryError(f"no model {name}@{alias} in the registry ({str(e).splitlines()[0]})") from None
 
 
+def load_pyfunc_version(name: str, version: str):
+    """`models:/<name>/<version>` as a pyfunc model (a run's lineage names versions, not aliases)."""
+    mlflow = _mlflow()
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    except mlflow.exceptions.MlflowException as e:
+        raise RegistryError(f"no model {name} version {version} in the registry ({str(e).splitlines()[0]})") from None
+
+
 def alias_version(name: str, alias: str) -> dict[str, Any] | None:
     """Version number, run id and tags of `name@alias`, or None when the alias is unset."""
     mlflow = _mlflow()
