@@ -229,3 +229,45 @@ def test_no_customers_before_as_of_is_a_clear_error(scored) -> None:
         run_scoring(scored["wh"], scored["cfg"], date(2000, 1, 1))
     row = scored["wh"].query("select status from scoring_runs where as_of = '2000-01-01'")
     assert row["status"].tolist() == ["failed"]
+
+
+def test_explain_from_the_run_reproduces_stored_reasons_exactly(scored) -> None:
+    from serving.lineage import explain_run_customer
+
+    cfg, wh = scored["cfg"], scored["wh"]
+    run_id = wh.query("select run_id from current_customer_scores limit 1")["run_id"][0]
+    ids = wh.query("select customer_id from current_customer_scores order by customer_id")["customer_id"]
+    for customer in ids.iloc[[0, 400, len(ids) - 1]]:
+        result = explain_run_customer(wh, cfg, run_id, customer)
+        assert result.mismatches == 0 and len(result.stored) == 3 * K
+        stored = result.stored.sort_values(["model", "rank"])
+        again = result.recomputed.sort_values(["model", "rank"])
+        assert (stored["contribution"].to_numpy() == again["contribution"].to_numpy()).all()  # bit for bit
+        assert stored["text"].tolist() == again["text"].tolist()
+        scores = wh.query("select * from current_customer_scores where customer_id = ?", [customer]).iloc[0]
+        by_model = {e.model: e.score for e in result.explanations}
+        assert by_model["churn"] == scores["churn_risk"] and by_model["value"] == scores["predicted_value"]
+        assert by_model["response"] == scores["response_prob"]
+        assert "equal the 15 stored rows exactly" in "\n".join(result.lines())
+
+
+def test_explain_from_a_run_refuses_a_changed_snapshot_or_unknown_customer(scored) -> None:
+    from features.load import WarehouseError
+    from serving.lineage import explain_run_customer
+    from training.customer_reasons import UnknownCustomer
+
+    cfg, wh = scored["cfg"], scored["wh"]
+    run = wh.query("select run_id, snapshot_path from scoring_runs where status = 'succeeded' "
+                   "order by finished_at desc limit 1").iloc[0]
+    with pytest.raises(UnknownCustomer, match="was not scored in run"):
+        explain_run_customer(wh, cfg, run["run_id"], "NOT-A-CUSTOMER")
+    with pytest.raises(WarehouseError, match="no scoring run 'nope' \\(published\\)"):
+        explain_run_customer(wh, cfg, "nope", "C1")
+    path = __import__("pathlib").Path(run["snapshot_path"])
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(WarehouseError, match="was changed after run"):
+            explain_run_customer(wh, cfg, run["run_id"], "C1")
+    finally:
+        path.write_bytes(original)
