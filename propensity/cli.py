@@ -264,9 +264,12 @@ def demo(
     """The main job end to end on the built-in sample world, then where to look.
 
     Sample world -> as-of features -> train churn, response and value (with baselines,
-    logged to MLflow) -> promote through the gate.
+    logged to MLflow) -> promote through the gate -> score every customer (scores,
+    segments, reasons into the segment tables) -> model cards.
     """
     from features.snapshots import build_features, data_end
+    from serving.batch import run_scoring
+    from training.cards import render_card
     from training.pipeline import promote_models, train_and_log
 
     cfg = load_config(config)
@@ -275,38 +278,54 @@ def demo(
     def progress(message: str) -> None:
         say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
 
-    say("1/4 sample world")
+    say("1/6 sample world")
     with _open_warehouse(cfg) as wh:
         _synth_into(wh, customers, seed)
         end = data_end(wh)
-        # The latest cutoff with a complete label window, and the day after the data.
+        # The latest cutoff with a complete label window; scoring is as of the day after the data.
         labelled = end - timedelta(days=cfg.features.horizon_days)
-        say(f"2/4 features as of {labelled} (labelled) and {end} (scoring)")
+        say(f"2/6 features as of {labelled} (labelled)")
         out_dir = Path(cfg.features.output_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for cut, with_labels in ((labelled, True), (end, False)):
-            frame = build_features(wh, cut, cfg.features, with_labels=with_labels)
-            path = out_dir / f"features_{cut.isoformat()}.parquet"
-            frame.to_parquet(path, index=False)
-            written.append((path, len(frame)))
-        say("3/4 training churn, response and value against their baselines")
+        frame = build_features(wh, labelled, cfg.features, with_labels=True)
+        features_path = out_dir / f"features_{labelled.isoformat()}.parquet"
+        frame.to_parquet(features_path, index=False)
+        n_features = len(frame)
+        del frame
+        say("3/6 training churn, response and value against their baselines")
         outcomes = train_and_log(["churn", "response", "value"], wh, cfg, progress=progress)
         for out in outcomes:
             say("")
             say(out.report())
-        say("\n4/4 promotion gate")
+        say("\n4/6 promotion gate")
         decisions = promote_models(["churn", "response", "value"], wh, cfg, cfg.training.promotion_margin)
         for d in decisions:
             say("  " + d.line())
+        say(f"5/6 scoring every customer as of {end} with the champions")
+        summary = run_scoring(wh, cfg, end, progress=progress)
+        say(summary.report())
+        example = wh.native_query("select customer_id from current_customer_scores "
+                                  "order by churn_risk desc, customer_id limit 1")["customer_id"][0]
+    say("6/6 model cards")
+    cards = []
+    for name in ("churn", "response", "value"):
+        card = out_dir / "model_cards" / f"{name}.html"
+        card.parent.mkdir(parents=True, exist_ok=True)
+        card.write_text(render_card(name, "champion"))
+        cards.append(card)
     store = cfg.mlflow.tracking_uri
     say(f"\ndone in {time.perf_counter() - start:.0f}s. Where to look:")
-    say(f"  warehouse   {cfg.warehouse.url}  (transactions, customers, needs_evaluations, campaigns, contacts, rejected_*, synth_truth)")
-    for path, n in written:
-        say(f"  features    {path}  ({n:,} customers)")
-    say(f"  models      {store}: churn, response, value @champion (artifacts under {cfg.mlflow.artifact_location})")
+    say(f"  tables      {cfg.warehouse.url}: current_customer_scores, current_customer_segments, "
+        "current_score_reasons (latest successful run), scoring_runs")
+    if cfg.warehouse.url.startswith("duckdb:///"):
+        say(f"              .venv/bin/python -c \"import duckdb; print(duckdb.connect('{cfg.warehouse.url[10:]}', "
+            "read_only=True).sql('select * from current_customer_scores order by expected_profit desc limit 10'))\"")
     say(f"  MLflow UI   .venv/bin/mlflow ui --backend-store-uri {store}   (then open http://127.0.0.1:5000)")
-    say("  tables      .venv/bin/propensity data status")
+    for card in cards:
+        say(f"  model card  {card}")
+    say(f"  features    {features_path}  ({n_features:,} customers); the scored snapshot: {summary.snapshot}")
+    say(f"  a customer  .venv/bin/propensity explain customer {example} --run {summary.run_id}")
+    say("  runs        .venv/bin/propensity runs;  all tables: .venv/bin/propensity data status")
 
 
 _register_stages()

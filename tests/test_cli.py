@@ -18,11 +18,30 @@ def test_demo_then_features_and_snapshots(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(tmp_path)
     res = runner.invoke(app, ["demo", "--customers", "1500", "--seed", "3"])
     assert res.exit_code == 0, res.output
-    assert "features    out/features_2025-06-30.parquet  (1,500 customers)" in res.output
     labelled = pd.read_parquet(tmp_path / "out" / "features_2025-04-01.parquet")
-    scoring = pd.read_parquet(tmp_path / "out" / "features_2025-06-30.parquet")
+    assert f"features    out/features_2025-04-01.parquet  ({len(labelled):,} customers)" in res.output
+    snapshot = next((tmp_path / "out" / "scoring").glob("*.parquet"))
+    scoring = pd.read_parquet(snapshot)
     assert labelled["customer_id"].is_unique and len(scoring) == 1500
     assert "label_churn" in labelled.columns and "label_churn" not in scoring.columns
+    # the whole pipeline ran: the current_* views hold one row per customer, 5 reasons per model
+    from features.load import Warehouse as _W
+
+    with _W("duckdb:///warehouse.duckdb", read_only=True) as wh:
+        counts = wh.query("select (select count(*) from current_customer_scores) s, "
+                          "(select count(distinct customer_id) from current_customer_scores) u, "
+                          "(select count(*) from current_customer_segments) g, "
+                          "(select count(*) from current_score_reasons) r").iloc[0].tolist()
+    assert counts == [1500, 1500, 1500, 1500 * 3 * 5]
+    for name in ("churn", "response", "value"):
+        card = tmp_path / "out" / "model_cards" / f"{name}.html"
+        assert f"model card  out/model_cards/{name}.html" in res.output and card.stat().st_size > 50_000
+    assert "MLflow UI   .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db" in res.output
+    assert "tables      duckdb:///warehouse.duckdb: current_customer_scores" in res.output
+    explain = next(line for line in res.output.splitlines() if "propensity explain customer" in line)
+    customer, run_id = explain.split("explain customer ")[1].split(" --run ")
+    again = runner.invoke(app, ["explain", "customer", customer, "--run", run_id.strip()])
+    assert again.exit_code == 0 and "recomputed reasons equal the 15 stored rows exactly" in again.output
     # the label window and the sample world's truth describe the same event: their means
     # agree within 4 standard errors on the same customers
     from features.load import Warehouse
