@@ -33,6 +33,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ from training.track import CHAMPION, RegistryError, alias_version, configure, lo
 if TYPE_CHECKING:  # pyspark is an optional extra
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -160,12 +163,14 @@ def start_session(master: str) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
     )
     try:
-        return builder.getOrCreate()
+        session = builder.getOrCreate()
     except Exception as e:  # Java start-up errors carry pages of text
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ScoringError(
             f"cannot start Spark on {master} ({first}); check that Java 17 is installed and JAVA_HOME points at it"
         ) from None
+    session.sparkContext.setLogLevel("ERROR")  # e.g. the single-partition warning of the global ranks
+    return session
 
 
 def champion_versions(cfg: Config) -> dict[str, str]:
@@ -418,6 +423,17 @@ def run_spark_scoring(
             history before `as_of`.
         RegistryError: a model has no champion.
     """
+    with warnings.catch_warnings():
+        # PySpark 4.3 warns on every pandas UDF that pandas 3 is "not fully supported";
+        # the parity test checks the results, so the warning is only noise here.
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        return _score(cfg, as_of, input_dir, output_dir, margin, contact_cost, progress, master, spark)
+
+
+def _score(
+    cfg: Config, as_of: date, input_dir: Path, output_dir: Path, margin: float | None, contact_cost: float | None,
+    progress: Progress | None, master: str, spark: SparkSession | None,
+) -> SparkRunSummary:
     say = progress or (lambda _m: None)
     margin = cfg.serving.margin if margin is None else margin
     contact_cost = cfg.serving.contact_cost if contact_cost is None else contact_cost
@@ -459,7 +475,10 @@ def run_spark_scoring(
         except BaseException as e:
             summary.status = "failed"
             record.update(status="failed", finished_at=_now(), error=f"{type(e).__name__}: {e}"[:2000])
-            write_run_record(spark, output_dir, record)
+            try:
+                write_run_record(spark, output_dir, record)
+            except Exception as again:  # Spark itself may be gone; the first error is the one to see
+                log.warning("could not record the failure of run %s: %s", run_id, again)
             raise
     finally:
         if own_session:
@@ -476,8 +495,7 @@ def _run(
     from pyspark.sql import functions as F
 
     run_id, as_of, k, timings = summary.run_id, summary.as_of, cfg.serving.reasons_per_model, summary.timings
-    snapshot = summary.snapshot
-    assert snapshot is not None
+    snapshot = partition_path(output_dir, SNAPSHOTS, run_id)
 
     t = time.perf_counter()
     say(f"features as of {as_of} (Spark SQL) -> {snapshot}")
