@@ -24,11 +24,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from features.importer import ImportRefused
     from features.load import WarehouseError
     from serving.sink import ScoringError
+    from serving.target import TargetingError
     from training.customer_reasons import UnknownCustomer
     from training.dataset import TrainingDataError
     from training.track import RegistryError
 
-    return (ConfigError, ImportRefused, WarehouseError, TrainingDataError, RegistryError, UnknownCustomer, ScoringError)
+    return (ConfigError, ImportRefused, WarehouseError, TrainingDataError, RegistryError, UnknownCustomer, ScoringError,
+            TargetingError)
 
 
 def friendly(fn: F) -> F:

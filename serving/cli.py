@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
     """Add the serving commands to the main app (and `customer` to `propensity explain`)."""
     app.command("score")(friendly(score))
     app.command("runs")(friendly(runs))
+    app.command("target")(friendly(target))
     explain_app.command("customer")(friendly(explain_customer))
 
 
@@ -76,6 +77,40 @@ def score(
     say(summary.report())
     say("read the results: current_customer_scores, current_customer_segments, current_score_reasons "
         f"in {cfg.warehouse.url}")
+
+
+def target(
+    campaign: Annotated[str, typer.Argument(help="A campaign id from the campaigns table, or a campaign kind (e.g. email).")],
+    budget: Annotated[float | None, typer.Option(help="Money for contacts: contacts = budget / cost (the control group costs nothing).")] = None,
+    top: Annotated[int | None, typer.Option(help="Number of customers to select instead of a budget.")] = None,
+    cost: Annotated[float | None, typer.Option(help="Cost of one contact (default: [serving] contact_cost).")] = None,
+    margin: Annotated[float | None, typer.Option(help="Share of predicted value that is profit (default: [serving] margin).")] = None,
+    control: Annotated[float, typer.Option(help="Share of the selected customers held out as a random control group.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the control group draw.")] = 0,
+    rank_by: Annotated[str, typer.Option(help="auto (uplift when the kind has control groups and an uplift model), uplift, or expected_profit.")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Folder for the CSV (default: <features output_dir>/targets).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Choose whom to contact: rank the current scoring run's customers and cut by budget.
+
+    Ranks by expected profit (P(response) x value x margin - cost), or, when contacts of
+    the campaign's kind have control groups and an uplift model for that kind is
+    registered, by incremental profit (uplift x value x margin - cost). Stops at the
+    budget (or --top) and at the first customer whose profit is not positive, holds out
+    a random control group, writes target_lists and a CSV, and prints what the list is
+    expected to bring.
+    """
+    from features.load import Warehouse
+    from serving.target import build_target_list, save_target_list
+
+    cfg = load_config(config)
+    folder = out or Path(cfg.features.output_dir) / "targets"
+    with Warehouse(cfg.warehouse.url) as wh:
+        result = build_target_list(wh, cfg, campaign, budget=budget, top=top, cost=cost, margin=margin,
+                                   control=control, seed=seed, rank_by=rank_by)
+        list_id = save_target_list(wh, result, csv_dir=folder)
+    say(result.report())
+    say(f"  written: table target_lists (list_id {list_id}) and {folder / (list_id + '.csv')}")
 
 
 def runs(
