@@ -93,11 +93,28 @@ def test_user_errors_are_one_line(world) -> None:
 
 
 def test_uplift_targeting_reaches_more_true_incremental_responders(world) -> None:
-    from training.uplift import train_uplift
+    from propensity.cli import app
 
     wh, cfg = world["wh"], world["cfg"]
     kind = world["choices"][0]["kind"]
-    train_uplift(wh, cfg, kind)
+    toml = world["folder"] / "propensity.toml"
+    toml.write_text(f"""
+[warehouse]
+url = "{cfg.warehouse.url}"
+[mlflow]
+tracking_uri = "{cfg.mlflow.tracking_uri}"
+artifact_location = "{cfg.mlflow.artifact_location}"
+[lightgbm]
+num_threads = 1
+[features]
+output_dir = "{world['folder'] / 'out'}"
+""")
+    wh.close()  # the CLI opens the warehouse itself
+    res = CliRunner().invoke(app, ["train", "uplift", "--kind", kind, "--config", str(toml)])
+    assert res.exit_code == 0, res.output
+    assert "uplift version 1" in res.output and "now `champion`" in res.output
+    res = CliRunner().invoke(app, ["train", "uplift", "--config", str(toml)])
+    assert res.exit_code == 1 and "needs --kind" in res.output
     from training.uplift import true_effect
 
     world_truth = wh.read("synth_truth")
@@ -130,20 +147,6 @@ def test_uplift_targeting_reaches_more_true_incremental_responders(world) -> Non
     assert by_uplift.summary["incremental_responders"] == pytest.approx(by_uplift.frame["uplift"].sum())
 
     # the CLI: the choice is printed, the table and the CSV are written
-    from propensity.cli import app
-
-    toml = world["folder"] / "propensity.toml"
-    toml.write_text(f"""
-[warehouse]
-url = "{cfg.warehouse.url}"
-[mlflow]
-tracking_uri = "{cfg.mlflow.tracking_uri}"
-artifact_location = "{cfg.mlflow.artifact_location}"
-[lightgbm]
-num_threads = 1
-[features]
-output_dir = "{world['folder'] / 'out'}"
-""")
     wh.close()
     res = CliRunner().invoke(app, ["target", kind, "--budget", "300", "--cost", "1.5", "--config", str(toml)])
     assert res.exit_code == 0, res.output

@@ -26,6 +26,14 @@ def _names(target: Target) -> list[str]:
     return ["churn", "response", "value"] if target is Target.all else [target.value]
 
 
+class TrainTarget(str, Enum):
+    churn = "churn"
+    response = "response"
+    value = "value"
+    uplift = "uplift"
+    all = "all"
+
+
 def register(app: typer.Typer) -> None:
     """Add the training commands to the main app."""
     app.command("train")(friendly(train))
@@ -35,14 +43,19 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    model: Annotated[Target, typer.Argument(help="Which model to train: churn, response, value or all.")],
+    model: Annotated[TrainTarget, typer.Argument(help="Which model to train: churn, response, value, all (the three), or uplift (needs --kind).")],
     tune: Annotated[int, typer.Option("--tune", min=0, help="Optuna trials before the final fit (0: use the config's parameters). Trials are scored on the out-of-time tune half and logged as nested runs.")] = 0,
+    kind: Annotated[str | None, typer.Option(help="uplift: the campaign kind whose treatment and control contacts it learns from.")] = None,
+    learner: Annotated[str, typer.Option(help="uplift: auto (the better on the tune half by Qini), two_model or x_learner.")] = "auto",
     config: ConfigOption = None,
 ) -> None:
     """Train LightGBM models and their baselines on an out-of-time split; log and register them.
 
     Each model is registered in MLflow under its name with the alias `challenger`;
-    `propensity promote NAME` decides whether it becomes the `champion`.
+    `propensity promote NAME` decides whether it becomes the `champion`. The uplift
+    model (`propensity train uplift --kind email`) learns P(response | contacted) -
+    P(response | not contacted) from campaigns with control groups; the first one is
+    also made `champion`, and `propensity target` uses it for that kind.
     """
     from features.load import Warehouse
     from training import pipeline
@@ -53,8 +66,22 @@ def train(
     def progress(message: str) -> None:
         say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
 
+    if model is TrainTarget.uplift:
+        from training.uplift import train_uplift
+
+        if not kind:
+            raise ConfigError("propensity train uplift needs --kind KIND (a campaign kind with control groups)")
+        if learner not in ("auto", "two_model", "x_learner"):
+            raise ConfigError(f"--learner {learner!r}: use auto, two_model or x_learner")
+        with Warehouse(cfg.warehouse.url, read_only=True) as wh:
+            outcome = train_uplift(wh, cfg, kind, learner=learner, progress=progress)
+        say(outcome.report())
+        return
+    if kind is not None:
+        raise ConfigError("--kind is for `propensity train uplift`")
+
     with Warehouse(cfg.warehouse.url, read_only=True) as wh:
-        outcomes = pipeline.train_and_log(_names(model), wh, cfg, tune_trials=tune, progress=progress)
+        outcomes = pipeline.train_and_log(_names(Target(model.value)), wh, cfg, tune_trials=tune, progress=progress)
     for out in outcomes:
         say("")
         say(out.report())

@@ -568,31 +568,7 @@ def uplift_artifacts(result: UpliftResult, commit: str, fingerprint: str) -> dic
 # -- MLflow: logging, registry, loading --------------------------------------------------
 # MLflow loads this file when `models:/uplift@<alias>` is opened; it is written next to
 # the model at logging time, so the stored model is code (readable), not a pickle.
-_PYFUNC_CODE = '''"""The logged MLflow uplift model, as code: returns P(resp | treated) - P(resp | control)."""
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-import mlflow
-import numpy as np
-import pandas as pd
-
-from training.uplift import UpliftModel
-
-
-class UpliftPyfunc(mlflow.pyfunc.PythonModel):
-    """The uplift of each row, from the sub-models stored under the `uplift` artifact."""
-
-    def load_context(self, context: Any) -> None:
-        self.model = UpliftModel.load(context.artifacts["uplift"])
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
-        return self.model.predict_uplift(model_input)
-
-
-mlflow.models.set_model(UpliftPyfunc())
-'''
+UPLIFT_CODE = Path(__file__).with_name("pyfunc_uplift.py")  # the logged model, as code
 
 
 @dataclass(frozen=True)
@@ -648,9 +624,7 @@ def _log_and_register(
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "uplift"
             result.model.save(folder)
-            code = Path(tmp) / "uplift_pyfunc.py"
-            code.write_text(_PYFUNC_CODE)
-            info = mlflow.pyfunc.log_model(name="model", python_model=str(code),
+            info = mlflow.pyfunc.log_model(name="model", python_model=str(UPLIFT_CODE),
                                            artifacts={"uplift": str(folder)}, input_example=example)
         client = mlflow.MlflowClient()
         if not client.search_registered_models(filter_string=f"name = '{MODEL_NAME}'"):
