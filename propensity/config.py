@@ -109,6 +109,15 @@ class ServingConfig(_Section):
     snapshot_dir: str = "out/scoring"
 
 
+class ApiConfig(_Section):
+    """`propensity serve`: where it listens and where the hashed API tokens are kept."""
+
+    # A relative path is taken next to propensity.toml.
+    token_file: str = "api_tokens.json"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+
 class Config(_Section):
     """The whole `propensity.toml`."""
 
@@ -120,6 +129,7 @@ class Config(_Section):
     lightgbm: LightgbmConfig = LightgbmConfig()
     training: TrainingConfig = TrainingConfig()
     serving: ServingConfig = ServingConfig()
+    api: ApiConfig = ApiConfig()
 
     @field_validator("mapping")
     @classmethod
@@ -287,6 +297,13 @@ reasons_per_model = 5
 # Each run keeps the feature snapshot it scored here (Parquet), so that
 # `propensity explain customer ID --run RUN_ID` reproduces its reasons exactly.
 snapshot_dir = "out/scoring"
+
+[api]
+# `propensity serve`: the address it listens on, and the file of hashed API tokens
+# (`propensity tokens create --role marketer|auditor|admin --name NAME`).
+token_file = "api_tokens.json"
+host = "127.0.0.1"
+port = 8000
 """
 
 

@@ -25,13 +25,16 @@ def register(app: typer.Typer) -> None:
     app.command("runs")(friendly(runs))
     app.command("target")(friendly(target))
     explain_app.command("customer")(friendly(explain_customer))
+    from serving.api_cli import register as register_api
+
+    register_api(app)
 
 
 def score(
     as_of: Annotated[str, typer.Option("--as-of", help="Scoring date YYYY-MM-DD: features use rows strictly before it.")],
-    margin: Annotated[float | None, typer.Option(help="Margin on predicted value, for expected profit (default: [serving] margin).")] = None,
-    contact_cost: Annotated[float | None, typer.Option(help="Cost of one contact, for expected profit (default: [serving] contact_cost).")] = None,
-    chunk_size: Annotated[int | None, typer.Option(min=1, help="Customers scored and explained at a time; bounds memory (default: [serving] chunk_size).")] = None,
+    margin: Annotated[float | None, typer.Option(help="Margin on predicted value, for expected profit (default: serving.margin in propensity.toml).")] = None,
+    contact_cost: Annotated[float | None, typer.Option(help="Cost of one contact, for expected profit (default: serving.contact_cost in propensity.toml).")] = None,
+    chunk_size: Annotated[int | None, typer.Option(min=1, help="Customers scored and explained at a time; bounds memory (default: serving.chunk_size in propensity.toml).")] = None,
     engine: Annotated[Engine, typer.Option(help="duckdb: the warehouse in propensity.toml (DuckDB or PostgreSQL). spark: Parquet in, Parquet out (--input, --output).")] = Engine.duckdb,
     input_dir: Annotated[Path | None, typer.Option("--input", help="--engine spark: folder of canonical tables as Parquet (`propensity data export-parquet`).")] = None,
     output_dir: Annotated[Path | None, typer.Option("--output", help="--engine spark: folder for the Parquet segment tables.")] = None,
@@ -83,8 +86,8 @@ def target(
     campaign: Annotated[str, typer.Argument(help="A campaign id from the campaigns table, or a campaign kind (e.g. email).")],
     budget: Annotated[float | None, typer.Option(help="Money for contacts: contacts = budget / cost (the control group costs nothing).")] = None,
     top: Annotated[int | None, typer.Option(help="Number of customers to select instead of a budget.")] = None,
-    cost: Annotated[float | None, typer.Option(help="Cost of one contact (default: [serving] contact_cost).")] = None,
-    margin: Annotated[float | None, typer.Option(help="Share of predicted value that is profit (default: [serving] margin).")] = None,
+    cost: Annotated[float | None, typer.Option(help="Cost of one contact (default: serving.contact_cost in propensity.toml).")] = None,
+    margin: Annotated[float | None, typer.Option(help="Share of predicted value that is profit (default: serving.margin in propensity.toml).")] = None,
     control: Annotated[float, typer.Option(help="Share of the selected customers held out as a random control group.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the control group draw.")] = 0,
     rank_by: Annotated[str, typer.Option(help="auto (uplift when the kind has control groups and an uplift model), uplift, or expected_profit.")] = "auto",

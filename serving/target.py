@@ -20,6 +20,7 @@ incremental effect can be measured afterwards.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -282,7 +283,7 @@ def gain_curve(profit_in_rank_order: np.ndarray, points: int = 101) -> pd.DataFr
 def save_target_list(warehouse: Warehouse, target: TargetList, csv_dir: Path | None = None) -> str:
     """Append the list to `target_lists` (one transaction) and, when asked, write it as CSV; returns its id."""
     created = datetime.now(UTC).replace(tzinfo=None)
-    list_id = f"{target.campaign}-{created:%Y%m%d%H%M%S}-{hashlib.sha256(target.frame['customer_id'].str.cat().encode()).hexdigest()[:6]}"
+    list_id = f"{target.campaign}-{created:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"  # unique per save
     rows = target.frame.assign(list_id=list_id, campaign=target.campaign,
                                campaign_kind=target.summary["campaign_kind"], run_id=target.summary["run_id"],
                                created_at=created, method=target.method)

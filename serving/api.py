@@ -1,0 +1,836 @@
+"""The service API: scores, reasons, segments, target lists, model cards and run lineage.
+
+`create_app(cfg, token_file)` builds a FastAPI app; nothing happens at import. Every
+endpoint but `/health` and the web page needs `Authorization: Bearer <token>`; one
+dependency (`_Access.require`) checks it: 401 for a missing or unknown token, 403 for a
+token whose role may not call the endpoint. Admin tokens may call everything.
+
+| endpoint                                   | roles (besides admin) |
+|--------------------------------------------|-----------------------|
+| GET  /health                               | none needed           |
+| GET  /me                                   | any                   |
+| GET  /customers/{id}                       | auditor               |
+| GET  /customers/{id}/segments              | marketer, auditor     |
+| GET  /segments/summary                     | marketer              |
+| GET  /campaigns                            | marketer              |
+| POST /targets, GET /targets/{list_id}.csv  | marketer              |
+| POST /score                                | auditor               |
+| GET  /models/{name}/card                   | auditor               |
+| GET  /runs, /runs/{run_id}                 | auditor               |
+| GET  /runs/{run_id}/customers/{id}/explain | auditor               |
+
+The warehouse is opened per request and closed after it: read-only for DuckDB, so the
+API never blocks a scoring run for longer than one request, and a file locked by a
+writer gives 503 with a one-line message instead of a traceback. Building a target
+list writes (`target_lists`), so within this process a DuckDB write waits for the
+reads in flight (DuckDB refuses a read-write and a read-only connection to one file
+in the same process).
+
+Errors are JSON `{"detail": "<one line>"}`; malformed input gives 422 with such a line
+(and the validation `errors` list). Web page (no build step): `/` and `/static/*`.
+"""
+
+import inspect
+import io
+import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.load import Warehouse, WarehouseError
+from propensity.config import CONFIG_FILE, ApiConfig, Config
+from serving import sink
+from serving.tokens import Role, TokenInfo, TokenStore
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+MODEL_NAMES = sink.MODELS  # churn, response, value
+# Columns a segment summary groups by: (view alias, column); s = scores, g = segments.
+SUMMARY_GROUPS = [
+    ("g", "rfmw_segment"), ("g", "value_tier"), ("g", "loyalty_tier"), ("g", "activity"), ("g", "risk_tier"),
+    ("s", "churn_tier"), ("s", "response_tier"), ("s", "predicted_value_tier"), ("s", "profit_tier"),
+]
+SUMMARY_MEANS = ["churn_risk", "response_prob", "predicted_value", "expected_profit"]
+GAIN_POINTS_MAX = 201
+CUSTOMER_ID = Annotated[str, PathParam(min_length=1, max_length=200, description="The customer's id, as in the warehouse.")]
+SECURITY_TEXT = ("Bearer token from `propensity tokens create --role ROLE --name NAME`. "
+                 "Roles: marketer (segments, campaigns, target lists), auditor (scores, reasons, model cards, "
+                 "run lineage), admin (everything).")
+
+
+# -- settings ------------------------------------------------------------------------------
+
+ApiSettings = ApiConfig  # the [api] section of propensity.toml
+
+
+def api_settings(cfg: Config) -> ApiConfig:
+    """The [api] section of the configuration."""
+    return cfg.api
+
+
+def token_file_path(settings: ApiSettings, config_file: Path | None) -> Path:
+    """Where the token file is: as given when absolute, else beside the config file (or ./propensity.toml)."""
+    path = Path(settings.token_file)
+    if path.is_absolute():
+        return path
+    base = Path(config_file).resolve().parent if config_file is not None else Path(CONFIG_FILE).resolve().parent
+    return base / path
+
+
+# -- input and output models -------------------------------------------------------------
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Health(_Out):
+    status: str = Field(description="'ok' when the service answers.")
+    warehouse: str = Field(description="'ready', 'no scoring run yet', or why it cannot be read now.")
+    scoring_run: str | None = None
+    as_of: date | None = None
+
+
+class Me(_Out):
+    name: str
+    role: Role
+    token_id: str
+
+
+class Reason(_Out):
+    rank: int
+    feature: str
+    feature_value: str | None
+    contribution: float = Field(description="SHAP contribution on the model's raw scale (see `scale`).")
+    scale: str | None = Field(description="log-odds (churn, response) or log (value).")
+    effect: float | None = Field(description="Approximate change of the probability or amount due to this feature.")
+    text: str
+
+
+class WaterfallStep(_Out):
+    label: str = Field(description="The feature, or 'other features' for the rest.")
+    text: str | None = None
+    contribution: float = Field(description="Raw-scale contribution of this step.")
+    start: float = Field(description="Output before this step (probability or amount).")
+    end: float = Field(description="Output after this step.")
+
+
+class ModelExplanation(_Out):
+    model: str
+    version: str | None
+    score: float = Field(description="Probability (churn, response) or predicted amount (value).")
+    base_value: float | None = Field(description="The model's output at its expected raw score: where the waterfall starts.")
+    reasons: list[Reason]
+    waterfall: list[WaterfallStep] | None = Field(
+        description="From base_value through each reason (raw contributions added in rank order, shown on the "
+                    "output scale) and the remaining features, ending exactly at the score.")
+    card_url: str
+
+
+class CustomerDetail(_Out):
+    customer_id: str
+    run_id: str
+    as_of: date
+    scores: dict[str, Any]
+    segments: dict[str, Any]
+    models: list[ModelExplanation]
+    lineage_url: str
+    explain_url: str
+
+
+class CustomerSegments(_Out):
+    customer_id: str
+    run_id: str
+    as_of: date
+    segments: dict[str, Any]
+
+
+class SegmentGroup(_Out):
+    value: str | None
+    customers: int
+    mean_churn_risk: float | None
+    mean_response_prob: float | None
+    mean_predicted_value: float | None
+    mean_expected_profit: float | None
+
+
+class SegmentSummary(_Out):
+    run_id: str
+    as_of: date
+    customers: int
+    by: dict[str, list[SegmentGroup]]
+
+
+class Campaign(_Out):
+    campaign: str
+    name: str
+    kind: str
+    has_control: bool
+
+
+class TargetRequest(_In):
+    """A target list to build: exactly one of budget and top."""
+
+    campaign: str = Field(min_length=1, max_length=200, description="A campaign id or a campaign kind.")
+    budget: float | None = Field(default=None, gt=0, description="Money for contacts (contacts = budget / cost).")
+    top: int | None = Field(default=None, ge=1, le=10_000_000, description="Number of customers to select.")
+    cost: float | None = Field(default=None, ge=0, description="Cost of one contact (default: [serving] contact_cost).")
+    margin: float | None = Field(default=None, ge=0, le=1, description="Share of value that is profit (default: [serving] margin).")
+    control: float = Field(default=0.1, ge=0, lt=1, description="Share of the selected customers held out as control.")
+    seed: int = Field(default=0, ge=0, description="Seed of the random control group.")
+
+    @model_validator(mode="after")
+    def _budget_or_top(self) -> "TargetRequest":
+        if (self.budget is None) == (self.top is None):
+            raise ValueError("give exactly one of budget (money for contacts) or top (number of customers)")
+        return self
+
+
+class GainPoint(_Out):
+    share_contacted: float
+    customers: int
+    cumulative_profit: float
+    cumulative_profit_random: float
+
+
+class TargetResponse(_Out):
+    list_id: str
+    campaign: str
+    method: str
+    summary: dict[str, Any]
+    notes: list[str]
+    gain: list[GainPoint]
+    download_url: str
+
+
+class ScoreRequest(_In):
+    """One customer to score with today's champion models."""
+
+    customer_id: str = Field(min_length=1, max_length=200)
+    as_of: date | None = Field(default=None, description="Features from rows strictly before this date (default: today).")
+    reasons: int = Field(default=5, ge=1, le=20, description="Reasons per model.")
+    campaign_kind: str | None = Field(default=None, max_length=100,
+                                      description="Campaign kind for the response model (default: its first kind).")
+
+
+class ScoreResponse(_Out):
+    customer_id: str
+    as_of: date
+    alias: str
+    models: list[ModelExplanation]
+
+
+class RunRow(BaseModel):
+    """One attempt of a scoring run (the scoring_runs row; later columns pass through)."""
+
+    model_config = ConfigDict(extra="allow")
+    run_id: str
+    attempt: int
+    as_of: date
+    status: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    churn_version: str | None = None
+    response_version: str | None = None
+    value_version: str | None = None
+    customers: int | None = None
+    data_fingerprint: str | None = None
+
+
+class RunDetail(_Out):
+    run_id: str
+    published_attempt: int | None
+    attempts: list[RunRow]
+
+
+class RunExplanationOut(_Out):
+    run_id: str
+    attempt: int
+    customer_id: str
+    stored_rows: int
+    mismatches: int = Field(description="Stored reason rows that differ from the recomputation (0 = exact).")
+    verdict: str
+    models: list[ModelExplanation]
+
+
+# -- errors --------------------------------------------------------------------------------
+
+class ServiceBusy(RuntimeError):
+    """The warehouse cannot be read right now (locked by a writer, missing, unreachable)."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _validation_message(errors: list[dict]) -> str:
+    parts = []
+    for e in errors[:3]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",)) or "body"
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "invalid input: " + "; ".join(parts) + more
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    from serving.target import TargetingError
+    from training.customer_reasons import UnknownCustomer
+    from training.track import RegistryError
+
+    def reply(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"detail": _one_line(message)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return JSONResponse({"detail": _validation_message(errors), "errors": errors}, status_code=422)
+
+    @app.exception_handler(UnknownCustomer)
+    async def _unknown_customer(_request: Request, exc: UnknownCustomer) -> JSONResponse:
+        return reply(404, str(exc))
+
+    @app.exception_handler(RegistryError)
+    async def _registry(_request: Request, exc: RegistryError) -> JSONResponse:
+        return reply(404, str(exc))
+
+    @app.exception_handler(TargetingError)
+    async def _targeting(_request: Request, exc: TargetingError) -> JSONResponse:
+        return reply(422, str(exc))
+
+    @app.exception_handler(ServiceBusy)
+    async def _busy(_request: Request, exc: ServiceBusy) -> JSONResponse:
+        return JSONResponse({"detail": _one_line(str(exc))}, status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(WarehouseError)
+    async def _warehouse(_request: Request, exc: WarehouseError) -> JSONResponse:
+        return JSONResponse({"detail": _one_line(str(exc))}, status_code=503, headers={"Retry-After": "30"})
+
+
+# -- access ---------------------------------------------------------------------------------
+
+class _Access:
+    """The one place that turns a bearer token into a role and allows or refuses a call."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self.store = store
+        self.bearer = HTTPBearer(auto_error=False, scheme_name="token", description=SECURITY_TEXT)
+
+    def require(self, *roles: Role | None) -> Callable[..., TokenInfo]:
+        """A dependency admitting admin and `roles` (None: any valid token)."""
+        allowed = None if roles == (None,) else {Role.admin, *roles}
+        bearer = self.bearer
+
+        def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> TokenInfo:
+            if credentials is None or credentials.scheme.lower() != "bearer":
+                raise HTTPException(401, "missing token: send the header 'Authorization: Bearer <token>'",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            info = self.store.verify(credentials.credentials)
+            if info is None:
+                raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+            if allowed is not None and info.role not in allowed:
+                names = ", ".join(sorted(r.value for r in allowed))
+                raise HTTPException(403, f"the {info.role.value} token {info.name!r} may not do this "
+                                         f"(allowed roles: {names})")
+            return info
+
+        return check
+
+
+def _roles_note(*roles: Role) -> dict[str, Any]:
+    """OpenAPI extras that say which roles may call an endpoint."""
+    names = [r.value for r in roles] + [Role.admin.value]
+    return {"x-roles": names}
+
+
+# -- the warehouse, per request ---------------------------------------------------------------
+
+class _WarehouseGate:
+    """Opens the warehouse for one request: read-only for DuckDB; a writer waits for readers.
+
+    DuckDB refuses, within one process, a read-write connection to a file that has
+    read-only ones open (and the reverse): reads share, the one write is exclusive.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.duckdb = url.startswith("duckdb")
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def _slot(self, write: bool) -> Iterator[None]:
+        if not self.duckdb:
+            yield
+            return
+        with self._cond:
+            if write:
+                self._cond.wait_for(lambda: not self._writing and self._readers == 0)
+                self._writing = True
+            else:
+                self._cond.wait_for(lambda: not self._writing)
+                self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                if write:
+                    self._writing = False
+                else:
+                    self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def open(self, write: bool = False) -> Iterator[Warehouse]:
+        """The warehouse, opened and reachable, or ServiceBusy with the reason."""
+        with self._slot(write):
+            wh = Warehouse(self.url, read_only=self.duckdb and not write)
+            try:
+                try:
+                    wh.tables()
+                except WarehouseError as e:
+                    raise ServiceBusy(f"the warehouse cannot be read now: {e}") from None
+                except Exception as e:  # duckdb's own connection errors, e.g. another open mode
+                    if type(e).__module__.startswith(("duckdb", "_duckdb")):
+                        raise ServiceBusy(f"the warehouse is busy: {_one_line(str(e))}") from None
+                    raise
+                yield wh
+            finally:
+                wh.close()
+
+
+def _current_run(wh: Warehouse) -> dict:
+    """The latest successful scoring run (what the current_* views show), or ServiceBusy."""
+    if not wh.has(sink.RUNS) or not wh.has(sink.VIEWS[sink.SCORES]):
+        raise ServiceBusy("no scoring run yet; run `propensity score --as-of DATE` first")
+    runs = wh.native_query(f"select * from {sink.RUNS} where status = 'succeeded' "
+                           "order by as_of desc, finished_at desc limit 1")
+    if runs.empty:
+        raise ServiceBusy("no successful scoring run yet; run `propensity score --as-of DATE` first")
+    return {k: _plain(v) for k, v in runs.iloc[0].to_dict().items()}
+
+
+# -- values ---------------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """A warehouse value as JSON-ready Python: None for missing, datetimes, plain numbers."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    try:
+        if pd.isna(value):  # None, NaN, NaT, pd.NA
+            return None
+    except (TypeError, ValueError):  # not a scalar
+        pass
+    return value
+
+
+def _row(frame: pd.DataFrame, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in frame.iloc[0].to_dict().items() if k not in drop}
+
+
+def _as_date(value: Any) -> date:
+    return pd.Timestamp(value).date()
+
+
+# -- explanations -----------------------------------------------------------------------------
+
+class _Models:
+    """LightGBM models by (name, version) from the registry, loaded once per process."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self._models: dict[tuple[str, str], Any] = {}
+        self._base: dict[tuple[str, str], float] = {}
+
+    def registry(self) -> None:
+        """Point MLflow at this project's store (cheap; other code in the process may have moved it)."""
+        from training.track import configure
+
+        configure(self.cfg.mlflow, self.cfg.training.experiment)
+
+    def get(self, name: str, version: str) -> Any:
+        key = (name, str(version))
+        with self._lock:
+            if key not in self._models:
+                from training.customer_reasons import versioned_model
+
+                self.registry()
+                self._models[key] = versioned_model(name, str(version))
+            return self._models[key]
+
+    def champion(self, name: str) -> tuple[Any, str]:
+        from training.track import RegistryError, alias_version
+
+        self.registry()
+        info = alias_version(name, "champion")
+        if info is None:
+            raise RegistryError(f"no {name}@champion in the registry; train and promote it first")
+        version = str(info["version"])
+        return self.get(name, version), version
+
+    def base_raw(self, name: str, version: str, model: Any = None) -> float:
+        """The model's expected raw score (TreeSHAP's base value), constant per version."""
+        key = (name, str(version))
+        if key not in self._base:
+            from training.explain import contributions
+
+            model = model if model is not None else self.get(name, version)
+            self._base[key] = contributions(model, pd.DataFrame()).base_value
+        return self._base[key]
+
+
+def _raw_of(model: Any, score: float) -> float | None:
+    """The raw score behind an output (inverse of `transform_raw`); None where it has none."""
+    if model.kind == "tweedie":
+        return math.log(score) if score > 0 else None
+    p = min(max(score, 1e-15), 1 - 1e-15)
+    logit = math.log(p / (1 - p))
+    if model.calibration_ is None:
+        return logit
+    a, b = model.calibration_
+    return (logit - b) / a if a else None
+
+
+def waterfall(model: Any, base_raw: float, score: float, reasons: pd.DataFrame) -> tuple[float, list[WaterfallStep]] | None:
+    """From the base value through each reason to the score, on the output scale.
+
+    Contributions add up on the raw scale (log-odds, log), so the steps add them there in
+    rank order and show each running total transformed to a probability or amount; the
+    remaining features make the last step, which ends exactly at the score.
+    """
+    from training.models import transform_raw
+
+    raw_score = _raw_of(model, score)
+    if raw_score is None:
+        return None
+
+    def out(raw: float) -> float:
+        return float(transform_raw(model.kind, np.array([raw]), model.calibration_)[0])
+
+    steps, at = [], base_raw
+    for r in reasons.sort_values("rank").itertuples():
+        nxt = at + float(r.contribution)
+        steps.append(WaterfallStep(label=str(r.feature), text=str(r.text), contribution=float(r.contribution),
+                                   start=out(at), end=out(nxt)))
+        at = nxt
+    steps.append(WaterfallStep(label="other features", text="all features not listed above",
+                               contribution=raw_score - at, start=out(at), end=float(score)))
+    return out(base_raw), steps
+
+
+def _reasons(frame: pd.DataFrame) -> list[Reason]:
+    return [Reason(rank=int(r["rank"]), feature=str(r["feature"]), feature_value=_plain(r.get("feature_value")),
+                   contribution=float(r["contribution"]), scale=_plain(r.get("scale")), effect=_plain(r.get("effect")),
+                   text=str(r["text"]))
+            for r in frame.sort_values("rank").to_dict("records")]
+
+
+def _explained(models: _Models, name: str, version: str | None, score: float, reasons: pd.DataFrame,
+               model: Any = None) -> ModelExplanation:
+    """One model's score, reasons and waterfall (no waterfall when the version cannot be loaded)."""
+    from training.track import RegistryError
+
+    steps, base = None, None
+    if version is not None and score is not None:
+        try:
+            model = model if model is not None else models.get(name, version)
+            drawn = waterfall(model, models.base_raw(name, version, model), float(score), reasons)
+            if drawn is not None:
+                base, steps = drawn
+        except RegistryError:
+            pass
+    card = f"/models/{name}/card" + (f"?version={version}" if version is not None else "")
+    return ModelExplanation(model=name, version=version, score=float(score), base_value=base,
+                            reasons=_reasons(reasons), waterfall=steps, card_url=card)
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+def create_app(cfg: Config, token_file: Path) -> FastAPI:
+    """The API and web page over the warehouse and registry named in `cfg`.
+
+    Args:
+        cfg: the project configuration (warehouse URL, MLflow store, [serving] defaults).
+        token_file: the hashed token store (`propensity tokens create` writes it).
+    """
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        release = package_version("propensity")
+    except PackageNotFoundError:
+        release = "0"
+    store = TokenStore(token_file)
+    access = _Access(store)
+    gate = _WarehouseGate(cfg.warehouse.url)
+    models = _Models(cfg)
+    app = FastAPI(
+        title="propensity",
+        version=release,
+        summary="Churn, response and value scores per customer, their reasons, segments and campaign target lists.",
+        description=(SECURITY_TEXT + " Errors are JSON objects with a one-line `detail`: 401 missing or unknown "
+                     "token, 403 role not allowed, 404 unknown customer, run, list or model, 422 malformed input, "
+                     "503 warehouse busy (a scoring run is writing) or not scored yet."),
+    )
+    _install_error_handlers(app)
+
+    marketing = (Role.marketer,)
+    audit = (Role.auditor,)
+    any_role = access.require(None)
+
+    def route(method: str, path: str, roles: tuple[Role, ...], **kwargs: Any) -> Callable[[Callable], Callable]:
+        """Register an endpoint that admin and `roles` may call (the roles appear in the OpenAPI docs)."""
+        names = ", ".join([r.value for r in roles] + ["admin"])
+
+        def register(fn: Callable) -> Callable:
+            doc = inspect.cleandoc(fn.__doc__ or "")
+            return getattr(app, method)(
+                path, dependencies=[Depends(access.require(*roles))], openapi_extra=_roles_note(*roles),
+                description=f"{doc}\n\nRoles: {names}.", **kwargs)(fn)
+
+        return register
+
+    # -- open endpoints ------------------------------------------------------------------
+    @app.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        """Is the service up, and can it read the warehouse now? No token needed."""
+        try:
+            with gate.open() as wh:
+                run = _current_run(wh)
+        except ServiceBusy as e:
+            return Health(status="ok", warehouse=_one_line(str(e)))
+        return Health(status="ok", warehouse="ready", scoring_run=run["run_id"], as_of=_as_date(run["as_of"]))
+
+    @app.get("/me", response_model=Me, tags=["service"], openapi_extra={"x-roles": [r.value for r in Role]})
+    def me(info: Annotated[TokenInfo, Depends(any_role)]) -> Me:
+        """The calling token's name and role (the web page uses it to log in)."""
+        return Me(name=info.name, role=info.role, token_id=info.token_id)
+
+    # -- customers -----------------------------------------------------------------------
+    def _customer_rows(wh: Warehouse, customer_id: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+        run = _current_run(wh)
+        scores = wh.native_query(f"select * from {sink.VIEWS[sink.SCORES]} where customer_id = ?", [customer_id])
+        if scores.empty:
+            raise HTTPException(404, f"customer {customer_id!r} is not in the current scoring run "
+                                     f"{run['run_id']} (as of {_as_date(run['as_of'])}); check the id")
+        segments = wh.native_query(f"select * from {sink.VIEWS[sink.SEGMENTS]} where customer_id = ?", [customer_id])
+        return run, scores, segments
+
+    @route("get", "/customers/{customer_id}", audit, response_model=CustomerDetail, tags=["customers"])
+    def customer(customer_id: CUSTOMER_ID) -> CustomerDetail:
+        """A customer's scores, segments and stored reasons (with a waterfall per model) in the current run."""
+        with gate.open() as wh:
+            run, scores, segments = _customer_rows(wh, customer_id)
+            reasons = wh.native_query(f"select * from {sink.VIEWS[sink.REASONS]} where customer_id = ? "
+                                      "order by model, rank", [customer_id])
+        score_row = _row(scores, drop=("run_id", "customer_id", "as_of"))
+        explained = []
+        for name in MODEL_NAMES:
+            version = run.get(f"{name}_version")
+            explained.append(_explained(models, name, None if version is None else str(version),
+                                        score_row[sink.SCORE_COLUMN[name]], reasons[reasons["model"] == name]))
+        run_id = str(run["run_id"])
+        return CustomerDetail(
+            customer_id=customer_id, run_id=run_id, as_of=_as_date(run["as_of"]), scores=score_row,
+            segments=_row(segments, drop=("run_id", "customer_id", "as_of")) if not segments.empty else {},
+            models=explained, lineage_url=f"/runs/{run_id}",
+            explain_url=f"/runs/{run_id}/customers/{customer_id}/explain")
+
+    @route("get", "/customers/{customer_id}/segments", (Role.marketer, Role.auditor),
+           response_model=CustomerSegments, tags=["customers"])
+    def customer_segments(customer_id: CUSTOMER_ID) -> CustomerSegments:
+        """A customer's RFMW scores, segment and tiers in the current run."""
+        with gate.open() as wh:
+            run, _scores, segments = _customer_rows(wh, customer_id)
+        return CustomerSegments(customer_id=customer_id, run_id=str(run["run_id"]), as_of=_as_date(run["as_of"]),
+                                segments=_row(segments, drop=("run_id", "customer_id", "as_of")))
+
+    @route("get", "/segments/summary", marketing, response_model=SegmentSummary, tags=["segments"])
+    def segment_summary() -> SegmentSummary:
+        """Customers and mean scores per RFMW segment and per tier, in the current run."""
+        means = ", ".join(f"avg(s.{c}) as mean_{c}" for c in SUMMARY_MEANS)
+        by: dict[str, list[SegmentGroup]] = {}
+        with gate.open() as wh:
+            run = _current_run(wh)
+            total = int(wh.native_query(f"select count(*) as n from {sink.VIEWS[sink.SCORES]}")["n"][0])
+            for alias, column in SUMMARY_GROUPS:
+                frame = wh.native_query(
+                    f"select {alias}.{column} as value, count(*) as customers, {means} "
+                    f"from {sink.VIEWS[sink.SCORES]} s join {sink.VIEWS[sink.SEGMENTS]} g "
+                    f"on s.customer_id = g.customer_id group by {alias}.{column} order by {alias}.{column}")
+                by[column] = [SegmentGroup(**{k: _plain(v) for k, v in r.items()} | {
+                    "value": None if _plain(r["value"]) is None else str(r["value"]),
+                    "customers": int(r["customers"])}) for r in frame.to_dict("records")]
+        return SegmentSummary(run_id=str(run["run_id"]), as_of=_as_date(run["as_of"]), customers=total, by=by)
+
+    # -- campaigns and target lists ------------------------------------------------------
+    @route("get", "/campaigns", marketing, response_model=list[Campaign], tags=["targeting"])
+    def campaigns() -> list[Campaign]:
+        """Campaigns (and their kinds) a target list can be built for."""
+        from serving.target import campaign_choices
+
+        with gate.open() as wh:
+            return [Campaign(**c) for c in campaign_choices(wh)]
+
+    @route("post", "/targets", marketing, response_model=TargetResponse, tags=["targeting"])
+    def create_target(body: TargetRequest) -> TargetResponse:
+        """Rank the current run's customers for a campaign, cut by budget or count, hold out a control group, save.
+
+        Returns the list's summary (contacted, control, expected responders and profit),
+        the gain curve (cumulative profit by share contacted, against a random order)
+        and where to download the list as CSV.
+        """
+        from serving.target import build_target_list, save_target_list
+
+        models.registry()
+        with gate.open(write=True) as wh:
+            target = build_target_list(wh, cfg, body.campaign, budget=body.budget, top=body.top, cost=body.cost,
+                                       margin=body.margin, control=body.control, seed=body.seed)
+            list_id = save_target_list(wh, target)
+        gain = target.gain
+        if len(gain) > GAIN_POINTS_MAX:  # enough for a chart; keeps the answer small
+            keep = np.unique(np.linspace(0, len(gain) - 1, GAIN_POINTS_MAX).round().astype(int))
+            gain = gain.iloc[keep]
+        return TargetResponse(
+            list_id=list_id, campaign=target.campaign, method=target.method,
+            summary={k: _plain(v) for k, v in target.summary.items()}, notes=list(getattr(target, "notes", [])),
+            gain=[GainPoint(**{k: _plain(v) for k, v in r.items()})
+                  for r in gain[["share_contacted", "customers", "cumulative_profit",
+                                 "cumulative_profit_random"]].to_dict("records")],
+            download_url=f"/targets/{list_id}.csv")
+
+    @route("get", "/targets/{list_id}.csv", marketing, tags=["targeting"], response_class=Response,
+           responses={200: {"content": {"text/csv": {}}, "description": "The list, by rank."}})
+    def target_csv(list_id: Annotated[str, PathParam(min_length=1, max_length=300)]) -> Response:
+        """A saved target list as CSV (treatment and control rows, by rank)."""
+        from serving.target import TARGETS
+
+        with gate.open() as wh:
+            frame = (wh.native_query(f"select * from {TARGETS} where list_id = ? order by rank", [list_id])
+                     if wh.has(TARGETS) else pd.DataFrame())
+        if frame.empty:
+            raise HTTPException(404, f"no target list {list_id!r}; build one with POST /targets")
+        buf = io.StringIO()
+        frame.to_csv(buf, index=False)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in list_id)
+        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="target-{safe}.csv"'})
+
+    # -- scoring on demand ---------------------------------------------------------------
+    @route("post", "/score", audit, response_model=ScoreResponse, tags=["customers"])
+    def score(body: ScoreRequest) -> ScoreResponse:
+        """Score and explain one customer with the champion models, on features as of today (or `as_of`)."""
+        from training.customer_reasons import customer_row, explain_customer
+
+        as_of = body.as_of or date.today()
+        if as_of > date.today():
+            raise HTTPException(422, f"as_of {as_of} is in the future; give today or an earlier date")
+        loaded = {name: models.champion(name) for name in MODEL_NAMES}
+        with gate.open() as wh:
+            row = customer_row(wh, cfg.features, body.customer_id, as_of)
+        out = []
+        for exp in explain_customer(row, loaded, k=body.reasons, campaign_kind=body.campaign_kind):
+            out.append(_explained(models, exp.model, exp.version, exp.score, exp.reasons, loaded[exp.model][0]))
+        return ScoreResponse(customer_id=body.customer_id, as_of=as_of, alias="champion", models=out)
+
+    # -- model cards and lineage ---------------------------------------------------------
+    @route("get", "/models/{name}/card", audit, response_class=HTMLResponse, tags=["models"],
+           responses={200: {"content": {"text/html": {}}, "description": "The model card."}})
+    def model_card(
+        name: Annotated[str, PathParam(max_length=50, description="churn, response or value.")],
+        version: Annotated[str, Query(pattern=r"^(\d{1,9}|champion|challenger)$",
+                                      description="A version number, or the alias champion or challenger.")] = "champion",
+    ) -> HTMLResponse:
+        """The HTML model card of a registered version: purpose, data, metrics, explanations, limitations."""
+        from training.cards import render_card
+
+        if name not in MODEL_NAMES:
+            raise HTTPException(404, f"unknown model {name!r}; use one of {', '.join(MODEL_NAMES)}")
+        models.registry()
+        return HTMLResponse(render_card(name, version))
+
+    def _runs_frame(wh: Warehouse, sql: str, params: list) -> list[RunRow]:
+        if not wh.has(sink.RUNS):
+            return []
+        frame = wh.native_query(sql, params)
+        return [RunRow(**{k: _plain(v) for k, v in r.items()}) for r in frame.to_dict("records")]
+
+    @route("get", "/runs", audit, response_model=list[RunRow], tags=["lineage"])
+    def runs(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[RunRow]:
+        """Scoring-run attempts, latest first: status, as-of date, model versions, counts, fingerprints."""
+        with gate.open() as wh:
+            return _runs_frame(wh, f"select * from {sink.RUNS} order by started_at desc limit ?", [limit])
+
+    @route("get", "/runs/{run_id}", audit, response_model=RunDetail, tags=["lineage"])
+    def run(run_id: Annotated[str, PathParam(min_length=1, max_length=100)]) -> RunDetail:
+        """A scoring run's lineage: every attempt's row (model versions, snapshot hash, data fingerprint)."""
+        with gate.open() as wh:
+            rows = _runs_frame(wh, f"select * from {sink.RUNS} where run_id = ? order by attempt", [run_id])
+        if not rows:
+            raise HTTPException(404, f"no scoring run {run_id!r}; list runs with GET /runs")
+        published = [r.attempt for r in rows if r.status == "succeeded"]
+        return RunDetail(run_id=run_id, published_attempt=published[-1] if published else None, attempts=rows)
+
+    @route("get", "/runs/{run_id}/customers/{customer_id}/explain", audit, response_model=RunExplanationOut,
+           tags=["lineage"])
+    def explain_from_run(run_id: Annotated[str, PathParam(min_length=1, max_length=100)],
+                         customer_id: CUSTOMER_ID) -> RunExplanationOut:
+        """Recompute a customer's reasons from a run's lineage (model versions + feature snapshot) and compare."""
+        from serving.lineage import explain_run_customer
+
+        models.registry()
+        with gate.open() as wh:
+            published = (wh.native_query(f"select attempt from {sink.RUNS} where run_id = ? and status = 'succeeded'",
+                                         [run_id]) if wh.has(sink.RUNS) else pd.DataFrame())
+            if published.empty:
+                raise HTTPException(404, f"no published scoring run {run_id!r}; list runs with GET /runs")
+            try:
+                result = explain_run_customer(wh, cfg, run_id, customer_id)
+            except WarehouseError as e:  # snapshot missing or changed: the lineage is broken, not the service
+                raise HTTPException(409, _one_line(str(e))) from None
+        run_row = result.run
+        out = []
+        for exp in result.explanations:
+            out.append(_explained(models, exp.model, exp.version, exp.score, exp.reasons))
+        lines = result.lines()
+        return RunExplanationOut(run_id=run_id, attempt=int(run_row["attempt"]), customer_id=customer_id,
+                                 stored_rows=len(result.stored), mismatches=result.mismatches, verdict=lines[-1],
+                                 models=out)
+
+    # -- the web page --------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers=_PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    return app
+
+
+# The page loads nothing from elsewhere; model cards are shown in a sandboxed frame.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+                                "script-src 'self'; frame-src 'self' blob: data:; object-src 'none'; "
+                                "base-uri 'none'; form-action 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}

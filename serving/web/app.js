@@ -1,0 +1,447 @@
+// propensity web page: token sign-in, campaign targeting (marketer), customer reasons (auditor).
+// Plain browser JavaScript, no build step and nothing loaded from elsewhere; charts are inline SVG.
+"use strict";
+
+const TOKEN_KEY = "propensity.token";
+const SVG_NS = "http://www.w3.org/2000/svg";
+const $ = (id) => document.getElementById(id);
+
+// -- API ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Call the API with the stored token; resolve to JSON, text or a Blob; reject with the API's one-line message. */
+async function api(path, { method = "GET", body = undefined, as = "json" } = {}) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, `the service cannot be reached (${e.message})`);
+  }
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      const data = await response.json();
+      if (data && data.detail) message = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+    } catch (_) { /* not JSON: keep the status line */ }
+    throw new ApiError(response.status, message);
+  }
+  if (as === "blob") return response.blob();
+  if (as === "text") return response.text();
+  return response.json();
+}
+
+function showError(id, error) {
+  const el = $(id);
+  if (!error) {
+    el.hidden = true;
+    el.textContent = "";
+    return;
+  }
+  const prefix = { 401: "Not signed in: ", 403: "Not allowed: ", 404: "Not found: ", 422: "Check the input: ",
+                   503: "Try again shortly: " }[error.status] || "Error: ";
+  el.textContent = prefix + error.message;
+  el.hidden = false;
+}
+
+// -- formatting --------------------------------------------------------------------------
+
+const fmt = {
+  int: (v) => (v === null || v === undefined ? "–" : Math.round(v).toLocaleString("en")),
+  num: (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en", { maximumFractionDigits: d, minimumFractionDigits: d })),
+  pct: (v, d = 1) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(d)}%`),
+};
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function svg(tag, attrs = {}, text = undefined) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** "Nice" axis ticks between lo and hi (about n of them). */
+function ticks(lo, hi, n = 5) {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
+  const out = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(Number(t.toPrecision(12)));
+  return out;
+}
+
+function table(rows, columns) {
+  const head = el("tr", {}, ...columns.map((c) => el("th", {}, c.label)));
+  const body = rows.map((r) => el("tr", {}, ...columns.map((c) => el("td", c.num ? { class: "num" } : {}, c.show(r)))));
+  return el("table", {}, el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+// -- sign-in -----------------------------------------------------------------------------
+
+async function signIn(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  let me;
+  try {
+    me = await api("/me");
+  } catch (e) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    throw e;
+  }
+  $("login-view").hidden = true;
+  $("logout").hidden = false;
+  $("tabs").hidden = false;
+  $("whoami").textContent = `signed in as ${me.name} (${me.role})`;
+  const marketer = me.role === "marketer" || me.role === "admin";
+  const auditor = me.role === "auditor" || me.role === "admin";
+  $("tab-marketer").hidden = !marketer;
+  $("tab-auditor").hidden = !auditor;
+  showView(marketer ? "marketer-view" : "auditor-view");
+  if (marketer) loadMarketer();
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+}
+
+function showView(id) {
+  for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== id;
+  for (const tab of document.querySelectorAll("#tabs button")) tab.classList.toggle("active", tab.dataset.view === id);
+}
+
+// -- marketer ----------------------------------------------------------------------------
+
+async function loadMarketer() {
+  try {
+    const campaigns = await api("/campaigns");
+    const select = $("campaign");
+    select.replaceChildren();
+    const kinds = [...new Set(campaigns.map((c) => c.kind))];
+    for (const kind of kinds) {
+      const hasControl = campaigns.some((c) => c.kind === kind && c.has_control);
+      select.append(el("option", { value: kind }, `any ${kind} campaign (kind)${hasControl ? " · control groups" : ""}`));
+    }
+    for (const c of campaigns) {
+      select.append(el("option", { value: c.campaign }, `${c.campaign}: ${c.name} (${c.kind})`));
+    }
+    if (!campaigns.length) select.append(el("option", { value: "" }, "no campaigns in the warehouse"));
+    showError("target-error", null);
+  } catch (e) {
+    showError("target-error", e);
+  }
+  try {
+    const summary = await api("/segments/summary");
+    const rows = summary.by.rfmw_segment;
+    const box = $("segments");
+    box.replaceChildren(
+      el("p", { class: "muted" }, `scoring run ${summary.run_id} as of ${summary.as_of}: ${fmt.int(summary.customers)} customers`),
+      table(rows, [
+        { label: "RFMW segment", show: (r) => r.value ?? "–" },
+        { label: "customers", num: true, show: (r) => fmt.int(r.customers) },
+        { label: "churn risk", num: true, show: (r) => fmt.pct(r.mean_churn_risk) },
+        { label: "response", num: true, show: (r) => fmt.pct(r.mean_response_prob) },
+        { label: "predicted value", num: true, show: (r) => fmt.num(r.mean_predicted_value) },
+        { label: "expected profit", num: true, show: (r) => fmt.num(r.mean_expected_profit) },
+      ]),
+    );
+  } catch (e) {
+    $("segments").replaceChildren(el("p", { class: "error" }, e.message));
+  }
+}
+
+function numberOrNull(id) {
+  const text = $(id).value.trim();
+  return text === "" ? null : Number(text);
+}
+
+async function buildTargets(event) {
+  event.preventDefault();
+  showError("target-error", null);
+  const body = {
+    campaign: $("campaign").value,
+    budget: numberOrNull("budget"),
+    cost: numberOrNull("cost"),
+    margin: numberOrNull("margin"),
+    control: (numberOrNull("control") ?? 0) / 100,
+  };
+  $("target-busy").hidden = false;
+  $("build").disabled = true;
+  try {
+    const result = await api("/targets", { method: "POST", body });
+    showTargets(result);
+  } catch (e) {
+    showError("target-error", e);
+  } finally {
+    $("target-busy").hidden = true;
+    $("build").disabled = false;
+  }
+}
+
+function showTargets(result) {
+  const s = result.summary;
+  const facts = [
+    ["ranked by", result.method === "uplift" ? "incremental profit (uplift)" : "expected profit"],
+    ["audience", fmt.int(s.audience)],
+    ["contacted", fmt.int(s.contacted)],
+    ["control group", fmt.int(s.control)],
+    ["expected responders", fmt.num(s.expected_responders, 1)],
+    ["cost", fmt.num(s.cost)],
+    ["expected profit", fmt.num(s.expected_profit)],
+  ];
+  if (s.incremental_profit !== null && s.incremental_profit !== undefined) {
+    facts.push(["incremental profit", fmt.num(s.incremental_profit)]);
+  }
+  const dl = $("target-summary");
+  dl.replaceChildren();
+  for (const [k, v] of facts) {
+    const key = k.replace(/\s+/g, "-");
+    dl.append(el("div", { class: "card", "data-fact": key }, el("dt", {}, k), el("dd", {}, v)));
+  }
+  $("target-notes").replaceChildren(...(result.notes || []).map((n) => el("li", {}, n)));
+  const audience = Math.max(1, s.audience || 1);
+  gainChart($("gain-chart"), result.gain, ((s.contacted || 0) + (s.control || 0)) / audience);
+  $("list-id").textContent = result.list_id;
+  $("target-result").hidden = false;
+  const link = $("download");
+  link.dataset.url = result.download_url;
+  link.setAttribute("download", `target-${result.list_id}.csv`);
+  link.href = "#";
+}
+
+async function download(event) {
+  // The list needs the token, which a plain link cannot send: fetch it, then save the blob.
+  const link = event.currentTarget;
+  if (link.dataset.ready === link.dataset.url) return; // the blob URL is in place: let the browser save it
+  event.preventDefault();
+  try {
+    const blob = await api(link.dataset.url, { as: "blob" });
+    link.href = URL.createObjectURL(blob);
+    link.dataset.ready = link.dataset.url;
+    link.click();
+  } catch (e) {
+    showError("target-error", e);
+  }
+}
+
+/** Cumulative profit against the share contacted: the ranking used, and a random order. */
+function gainChart(box, points, contactedShare) {
+  const W = 640, H = 320, m = { l: 70, r: 20, t: 16, b: 44 };
+  const ys = points.flatMap((p) => [p.cumulative_profit, p.cumulative_profit_random]);
+  let lo = Math.min(0, ...ys), hi = Math.max(0, ...ys);
+  if (hi === lo) hi = lo + 1;
+  const x = (v) => m.l + v * (W - m.l - m.r);
+  const y = (v) => H - m.b - ((v - lo) / (hi - lo)) * (H - m.t - m.b);
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "gain curve", id: "gain-svg" });
+  for (const t of ticks(lo, hi)) {
+    chart.append(svg("line", { x1: m.l, x2: W - m.r, y1: y(t), y2: y(t), class: "grid" }));
+    chart.append(svg("text", { x: m.l - 6, y: y(t) + 4, "text-anchor": "end", class: "tick" }, fmt.int(t)));
+  }
+  for (const t of [0, 0.2, 0.4, 0.6, 0.8, 1]) {
+    chart.append(svg("text", { x: x(t), y: H - m.b + 16, "text-anchor": "middle", class: "tick" }, `${t * 100}%`));
+  }
+  chart.append(svg("text", { x: (m.l + W - m.r) / 2, y: H - 6, "text-anchor": "middle", class: "axis" }, "share of the audience contacted"));
+  chart.append(svg("text", { x: 14, y: (m.t + H - m.b) / 2, "text-anchor": "middle", class: "axis",
+                             transform: `rotate(-90 14 ${(m.t + H - m.b) / 2})` }, "cumulative profit"));
+  chart.append(svg("line", { x1: m.l, x2: W - m.r, y1: y(0), y2: y(0), class: "zero" }));
+  const line = (key) => points.map((p) => `${x(p.share_contacted).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
+  chart.append(svg("polyline", { points: line("cumulative_profit_random"), class: "random", "data-series": "random" }));
+  chart.append(svg("polyline", { points: line("cumulative_profit"), class: "model", "data-series": "model" }));
+  const cut = Math.min(1, Math.max(0, contactedShare));
+  chart.append(svg("line", { x1: x(cut), x2: x(cut), y1: m.t, y2: H - m.b, class: "cut" }));
+  chart.append(svg("text", { x: x(cut) + 4, y: m.t + 12, class: "tick" }, `list: ${fmt.pct(cut)}`));
+  const legend = svg("g", { transform: `translate(${W - m.r - 170}, ${H - m.b - 40})` });
+  legend.append(svg("line", { x1: 0, x2: 20, y1: 0, y2: 0, class: "model" }));
+  legend.append(svg("text", { x: 26, y: 4, class: "tick" }, "ranked by the model"));
+  legend.append(svg("line", { x1: 0, x2: 20, y1: 18, y2: 18, class: "random" }));
+  legend.append(svg("text", { x: 26, y: 22, class: "tick" }, "random order"));
+  chart.append(legend);
+  box.replaceChildren(chart);
+}
+
+// -- auditor -----------------------------------------------------------------------------
+
+async function lookUp(event) {
+  event.preventDefault();
+  showError("customer-error", null);
+  const id = $("customer-id").value.trim();
+  if (!id) return;
+  $("customer-result").hidden = true;
+  try {
+    const c = await api(`/customers/${encodeURIComponent(id)}`);
+    showCustomer(c);
+  } catch (e) {
+    showError("customer-error", e);
+  }
+}
+
+function showCustomer(c) {
+  $("customer-head").textContent =
+    `customer ${c.customer_id} in scoring run ${c.run_id} (as of ${c.as_of}): ` +
+    `segment ${c.segments.rfmw_segment ?? "–"}, churn risk ${fmt.pct(c.scores.churn_risk)}, ` +
+    `response ${fmt.pct(c.scores.response_prob)}, predicted value ${fmt.num(c.scores.predicted_value)}`;
+  const lineage = $("lineage-link");
+  lineage.dataset.url = c.lineage_url;
+  lineage.dataset.title = `lineage of run ${c.run_id}`;
+  $("recompute").dataset.url = c.explain_url;
+  $("recompute-result").textContent = "";
+  const box = $("models");
+  box.replaceChildren();
+  for (const m of c.models) {
+    const card = el("article", { class: "model", "data-model": m.model });
+    const score = m.model === "value" ? fmt.num(m.score) : fmt.pct(m.score);
+    const cardLink = el("a", { href: "#", class: "card-link", "data-url": m.card_url, "data-title": `${m.model} model card` },
+                        "model card");
+    card.append(el("h3", {}, `${m.model} `, el("span", { class: "muted" }, `version ${m.version ?? "?"}`),
+                   ` · ${score} · `, cardLink));
+    const chartBox = el("div", { class: "chart waterfall" });
+    card.append(chartBox);
+    if (m.waterfall) waterfallChart(chartBox, m);
+    else chartBox.append(el("p", { class: "muted" }, "no waterfall: this model version cannot be loaded from the registry"));
+    card.append(el("ol", { class: "reasons" }, ...m.reasons.map((r) =>
+      el("li", {}, r.text, el("span", { class: "muted" },
+         ` (${r.feature} = ${r.feature_value ?? "missing"}; ${r.contribution >= 0 ? "+" : ""}${r.contribution.toFixed(3)} ${r.scale ?? ""})`)))));
+    box.append(card);
+  }
+  const rows = (obj) => Object.entries(obj).map(([k, v]) => ({ k, v }));
+  $("customer-tables").replaceChildren(
+    table(rows(c.segments), [{ label: "segment", show: (r) => r.k }, { label: "value", show: (r) => r.v ?? "–" }]),
+    table(rows(c.scores), [{ label: "score", show: (r) => r.k },
+                           { label: "value", num: true, show: (r) => (typeof r.v === "number" ? fmt.num(r.v, 4) : r.v ?? "–") }]),
+  );
+  $("customer-result").hidden = false;
+}
+
+/** Horizontal bars from the base value through each reason to the score. */
+function waterfallChart(box, m) {
+  const steps = m.waterfall;
+  const isValue = m.model === "value";
+  const show = (v) => (isValue ? fmt.num(v) : fmt.pct(v));
+  const W = 640, row = 26, m0 = { l: 230, r: 90, t: 8, b: 26 };
+  const H = m0.t + m0.b + row * (steps.length + 2);
+  const values = [m.base_value, m.score, ...steps.flatMap((s) => [s.start, s.end])];
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (!isValue) { lo = Math.max(0, lo - 0.02); hi = Math.min(1, hi + 0.02); }
+  if (hi === lo) hi = lo + 1e-6;
+  const x = (v) => m0.l + ((v - lo) / (hi - lo)) * (W - m0.l - m0.r);
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${m.model} reason waterfall` });
+  const label = (i, text) => chart.append(svg("text", { x: m0.l - 8, y: m0.t + row * i + row / 2 + 4, "text-anchor": "end",
+                                                         class: "tick" }, text.length > 34 ? `${text.slice(0, 33)}…` : text));
+  label(0, "base value (average customer)");
+  chart.append(svg("rect", { x: x(lo), y: m0.t + 6, width: Math.max(1, x(m.base_value) - x(lo)), height: row - 12, class: "base" }));
+  chart.append(svg("text", { x: x(m.base_value) + 4, y: m0.t + row / 2 + 4, class: "tick" }, show(m.base_value)));
+  steps.forEach((s, i) => {
+    const top = m0.t + row * (i + 1);
+    label(i + 1, s.label);
+    const a = x(Math.min(s.start, s.end)), b = x(Math.max(s.start, s.end));
+    const bar = svg("rect", { x: a, y: top + 5, width: Math.max(1, b - a), height: row - 10,
+                              class: s.end >= s.start ? "up" : "down", "data-step": s.label });
+    bar.append(svg("title", {}, `${s.text || s.label}: ${show(s.start)} → ${show(s.end)}`));
+    chart.append(bar);
+    const delta = s.end - s.start;
+    chart.append(svg("text", { x: b + 4, y: top + row / 2 + 4, class: "tick" },
+                     `${delta >= 0 ? "+" : "−"}${isValue ? fmt.num(Math.abs(delta)) : fmt.pct(Math.abs(delta), 2)}`));
+  });
+  const last = steps.length + 1;
+  label(last, "score");
+  chart.append(svg("rect", { x: x(lo), y: m0.t + row * last + 6, width: Math.max(1, x(m.score) - x(lo)), height: row - 12, class: "score" }));
+  chart.append(svg("text", { x: x(m.score) + 4, y: m0.t + row * last + row / 2 + 4, class: "tick" }, show(m.score)));
+  for (const t of ticks(lo, hi, 4)) {
+    chart.append(svg("text", { x: x(t), y: H - 6, "text-anchor": "middle", class: "tick" }, show(t)));
+  }
+  box.replaceChildren(chart);
+}
+
+async function openDocument(event, kind) {
+  event.preventDefault();
+  const link = event.currentTarget;
+  showError("customer-error", null);
+  try {
+    const panel = $("doc-panel");
+    $("doc-title").textContent = link.dataset.title;
+    if (kind === "html") {
+      const html = await api(link.dataset.url, { as: "text" });
+      $("doc-frame").srcdoc = html;
+      $("doc-frame").hidden = false;
+      $("doc-json").hidden = true;
+      $("doc-download").href = URL.createObjectURL(new Blob([html], { type: "text/html" }));
+      $("doc-download").setAttribute("download", `${link.dataset.title.replace(/\W+/g, "-")}.html`);
+    } else {
+      const data = await api(link.dataset.url);
+      const text = JSON.stringify(data, null, 2);
+      $("doc-json").textContent = text;
+      $("doc-json").hidden = false;
+      $("doc-frame").hidden = true;
+      $("doc-download").href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+      $("doc-download").setAttribute("download", `${link.dataset.title.replace(/\W+/g, "-")}.json`);
+    }
+    panel.hidden = false;
+    panel.scrollIntoView({ block: "nearest" });
+  } catch (e) {
+    showError("customer-error", e);
+  }
+}
+
+async function recompute(event) {
+  const button = event.currentTarget;
+  const out = $("recompute-result");
+  out.textContent = "recomputing from the run's model versions and feature snapshot…";
+  button.disabled = true;
+  try {
+    const r = await api(button.dataset.url);
+    out.textContent = r.verdict;
+    out.className = r.mismatches === 0 ? "ok" : "error";
+  } catch (e) {
+    out.textContent = e.message;
+    out.className = "error";
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// -- wiring ------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("login-error", null);
+    try {
+      await signIn($("token").value.trim());
+      $("token").value = "";
+    } catch (e) {
+      showError("login-error", e);
+    }
+  });
+  $("logout").addEventListener("click", signOut);
+  for (const tab of document.querySelectorAll("#tabs button")) {
+    tab.addEventListener("click", () => showView(tab.dataset.view));
+  }
+  $("target-form").addEventListener("submit", buildTargets);
+  $("download").addEventListener("click", download);
+  $("customer-form").addEventListener("submit", lookUp);
+  $("models").addEventListener("click", (event) => {
+    const link = event.target.closest("a.card-link");
+    if (link) openDocument({ preventDefault: () => event.preventDefault(), currentTarget: link }, "html");
+  });
+  $("lineage-link").addEventListener("click", (event) => openDocument(event, "json"));
+  $("recompute").addEventListener("click", recompute);
+  $("doc-close").addEventListener("click", () => { $("doc-panel").hidden = true; });
+  const saved = sessionStorage.getItem(TOKEN_KEY);
+  if (saved) signIn(saved).catch((e) => showError("login-error", e));
+});
