@@ -265,11 +265,14 @@ def demo(
 
     Sample world -> as-of features -> train churn, response and value (with baselines,
     logged to MLflow) -> promote through the gate -> score every customer (scores,
-    segments, reasons into the segment tables) -> model cards.
+    segments, reasons into the segment tables) -> an uplift model and a target list for
+    the latest campaign kind -> model cards.
     """
     from features.snapshots import build_features, data_end
     from serving.batch import run_scoring
+    from serving.target import build_target_list, campaign_choices, save_target_list
     from training.cards import render_card
+    from training.uplift import train_uplift
     from training.pipeline import promote_models, train_and_log
 
     cfg = load_config(config)
@@ -278,13 +281,13 @@ def demo(
     def progress(message: str) -> None:
         say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
 
-    say("1/6 sample world")
+    say("1/7 sample world")
     with _open_warehouse(cfg) as wh:
         _synth_into(wh, customers, seed)
         end = data_end(wh)
         # The latest cutoff with a complete label window; scoring is as of the day after the data.
         labelled = end - timedelta(days=cfg.features.horizon_days)
-        say(f"2/6 features as of {labelled} (labelled)")
+        say(f"2/7 features as of {labelled} (labelled)")
         out_dir = Path(cfg.features.output_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         frame = build_features(wh, labelled, cfg.features, with_labels=True)
@@ -292,21 +295,31 @@ def demo(
         frame.to_parquet(features_path, index=False)
         n_features = len(frame)
         del frame
-        say("3/6 training churn, response and value against their baselines")
+        say("3/7 training churn, response and value against their baselines")
         outcomes = train_and_log(["churn", "response", "value"], wh, cfg, progress=progress)
         for out in outcomes:
             say("")
             say(out.report())
-        say("\n4/6 promotion gate")
+        say("\n4/7 promotion gate")
         decisions = promote_models(["churn", "response", "value"], wh, cfg, cfg.training.promotion_margin)
         for d in decisions:
             say("  " + d.line())
-        say(f"5/6 scoring every customer as of {end} with the champions")
+        say(f"5/7 scoring every customer as of {end} with the champions")
         summary = run_scoring(wh, cfg, end, progress=progress)
         say(summary.report())
         example = wh.native_query("select customer_id from current_customer_scores "
                                   "order by churn_risk desc, customer_id limit 1")["customer_id"][0]
-    say("6/6 model cards")
+        kind = next((c["kind"] for c in campaign_choices(wh) if c["has_control"]), None)
+        targets = None
+        if kind is not None:
+            say(f"6/7 uplift model for {kind!r} campaigns and a target list (budget 2,000, cost 1.0)")
+            uplift = train_uplift(wh, cfg, kind, progress=progress)
+            say(uplift.report())
+            target_list = build_target_list(wh, cfg, kind, budget=2000.0, cost=1.0)
+            save_target_list(wh, target_list, csv_dir=out_dir / "targets")
+            say(target_list.report())
+            targets = (kind, out_dir / "targets" / f"{target_list.summary['list_id']}.csv")
+    say("7/7 model cards")
     cards = []
     for name in ("churn", "response", "value"):
         card = out_dir / "model_cards" / f"{name}.html"
@@ -325,6 +338,11 @@ def demo(
         say(f"  model card  {card}")
     say(f"  features    {features_path}  ({n_features:,} customers); the scored snapshot: {summary.snapshot}")
     say(f"  a customer  .venv/bin/propensity explain customer {example} --run {summary.run_id}")
+    if targets is not None:
+        say(f"  targets     {targets[1]} (table target_lists); another: .venv/bin/propensity target "
+            f"{targets[0]} --budget 5000 --cost 1.5")
+    say("  web page    .venv/bin/propensity tokens create --role admin --name me, then "
+        ".venv/bin/propensity serve and open http://127.0.0.1:8000")
     say("  runs        .venv/bin/propensity runs;  all tables: .venv/bin/propensity data status")
 
 

@@ -279,7 +279,7 @@ def claim_lock(db: _Db, run_id: str, break_lock: bool = False) -> None:
                 dead = other_host == host and other_pid != pid and not _pid_alive(other_pid)
                 if not (dead or break_lock):
                     hint = ("" if other_host == host else
-                            f"; if that process is gone, re-run with --break-lock")
+                            "; if that process is gone, re-run with --break-lock")
                     raise ScoringError(
                         f"another scoring run ({other_run}, pid {other_pid} on {other_host}, since "
                         f"{since:%Y-%m-%d %H:%M:%S} UTC) holds the lock on this warehouse; "

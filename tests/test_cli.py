@@ -38,6 +38,13 @@ def test_demo_then_features_and_snapshots(tmp_path: Path, monkeypatch: pytest.Mo
         assert f"model card  out/model_cards/{name}.html" in res.output and card.stat().st_size > 50_000
     assert "MLflow UI   .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db" in res.output
     assert "tables      duckdb:///warehouse.duckdb: current_customer_scores" in res.output
+    # an uplift model for the latest campaign kind and a target list: 2,000 contacts at cost 1.0
+    target_line = next(line for line in res.output.splitlines() if line.startswith("  targets     "))
+    target_csv = tmp_path / target_line.split()[1]
+    listed = pd.read_csv(target_csv)
+    assert "ranked by incremental profit (uplift model v1)" in res.output
+    assert (listed["group"] == "treatment").sum() <= 2000 and len(listed) > 0
+    assert (listed["score_used"] > 0).all() and listed["rank"].is_monotonic_increasing
     explain = next(line for line in res.output.splitlines() if "propensity explain customer" in line)
     customer, run_id = explain.split("explain customer ")[1].split(" --run ")
     again = runner.invoke(app, ["explain", "customer", customer, "--run", run_id.strip()])

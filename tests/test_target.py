@@ -13,7 +13,7 @@ from features.load import Warehouse
 from features.synth import SynthConfig
 from features.synth_import import load_sample_world
 from propensity.config import project_in
-from serving.target import TargetingError, build_target_list, campaign_choices, gain_curve, save_target_list
+from serving.target import TargetingError, build_target_list, campaign_choices, gain_curve
 
 pytestmark = pytest.mark.slow
 

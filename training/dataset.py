@@ -77,7 +77,8 @@ def tune_mask(customer_ids: pd.Series, share: float) -> np.ndarray:
     return (buckets < share * 10_000).to_numpy()
 
 
-def _split(frame: pd.DataFrame, oot: pd.Timestamp, share: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def split_out_of_time(frame: pd.DataFrame, oot: pd.Timestamp, share: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train, tune, test): rows before `oot` train; rows at `oot` split by `tune_mask` (every model alike)."""
     is_oot = frame["as_of"] == oot
     train = frame[~is_oot & (frame["as_of"] < oot)].reset_index(drop=True)
     valid = frame[is_oot].reset_index(drop=True)
@@ -119,7 +120,7 @@ def churn_value_data(
     if model == "value":
         # Tweedie needs a non-negative target; a horizon of net returns is worth nothing.
         frame[target] = frame[target].clip(lower=0)
-    train, tune, test = _split(frame, oot, tuning_share)
+    train, tune, test = split_out_of_time(frame, oot, tuning_share)
     numeric, categorical = feature_lists(model, frame)
     return TrainingData(
         model, train, tune, test, numeric, categorical, target,
@@ -176,7 +177,7 @@ def response_data(
         frames.append(joined)
     frame = pd.concat(frames, ignore_index=True)
     oot = frame["as_of"].max()
-    train, tune, test = _split(frame, oot, tuning_share)
+    train, tune, test = split_out_of_time(frame, oot, tuning_share)
     numeric, categorical = feature_lists("response", frame)
     notes = []
     if dropped:

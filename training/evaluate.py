@@ -40,7 +40,7 @@ LOG_LOSS_EPS = 1e-15
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
 
 
-def _to_float(values: ArrayLike, name: str) -> np.ndarray:
+def to_float(values: ArrayLike, name: str) -> np.ndarray:
     """1-d float array; pandas missing values (pd.NA) become NaN."""
     if isinstance(values, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
         out = pd.Series(values).to_numpy(dtype="float64", na_value=np.nan)
@@ -55,8 +55,8 @@ def _to_float(values: ArrayLike, name: str) -> np.ndarray:
 
 
 def _pair(y_true: ArrayLike, score: ArrayLike, score_name: str) -> tuple[np.ndarray, np.ndarray]:
-    y = _to_float(y_true, "y_true")
-    s = _to_float(score, score_name)
+    y = to_float(y_true, "y_true")
+    s = to_float(score, score_name)
     if y.shape != s.shape:
         raise ValueError(f"y_true has {y.size} rows but {score_name} has {s.size}; pass aligned arrays")
     return y, s

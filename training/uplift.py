@@ -52,7 +52,7 @@ import pandas as pd
 from features.load import Warehouse
 from features.snapshots import build_features, data_end
 from propensity.config import Config, FeaturesConfig
-from training.dataset import TrainingDataError, tune_mask
+from training.dataset import TrainingDataError, split_out_of_time
 from training.feature_sets import feature_lists, model_input
 from training.models import LgbmModel, LgbmParams
 
@@ -192,22 +192,6 @@ class UpliftData:
             f"out-of-time {self.oot_start}: tune {len(self.tune):,} / test {len(self.test):,} "
             f"({c['test_control']:,} control), {len(self.features)} features"
         )
-
-
-def split_out_of_time(
-    frame: pd.DataFrame, oot: pd.Timestamp, tuning_share: float
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(train, tune, test): rows before `oot` train; rows at `oot` are split by the id hash.
-
-    The same rule as `training.dataset` (which keeps its version private): the tune half
-    is `tune_mask(customer_id, tuning_share)`, so a customer is on the same side for
-    every model.
-    """
-    is_oot = frame["as_of"] == oot
-    train = frame[~is_oot & (frame["as_of"] < oot)].reset_index(drop=True)
-    valid = frame[is_oot].reset_index(drop=True)
-    mask = tune_mask(valid["customer_id"], tuning_share)
-    return train, valid[mask].reset_index(drop=True), valid[~mask].reset_index(drop=True)
 
 
 def uplift_data(

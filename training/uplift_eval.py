@@ -49,28 +49,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from training.evaluate import to_float
+
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
 STRATEGIES = ("overall", "by_group")
 DEFAULT_K = 0.3
 
 
-def _array(values: ArrayLike, name: str) -> np.ndarray:
-    """1-d float array with no missing values."""
-    if isinstance(values, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
-        out = pd.Series(values).to_numpy(dtype="float64", na_value=np.nan)
-    else:
-        out = np.asarray(values, dtype="float64")
-    out = out.ravel()
-    if out.size == 0:
-        raise ValueError(f"{name} is empty; evaluate at least one row")
-    if np.isnan(out).any():
-        raise ValueError(f"{name} has missing values; drop or fill them before evaluating")
-    return out
-
-
 def _triple(y_true: ArrayLike, uplift: ArrayLike, treatment: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated (y, score, t): aligned, y and t in {0, 1}, both groups present."""
-    y, s, t = _array(y_true, "y_true"), _array(uplift, "uplift"), _array(treatment, "treatment")
+    y, s, t = to_float(y_true, "y_true"), to_float(uplift, "uplift"), to_float(treatment, "treatment")
     if not (y.size == s.size == t.size):
         raise ValueError(f"y_true, uplift and treatment have {y.size}, {s.size} and {t.size} rows; pass aligned arrays")
     if not np.isin(y, (0.0, 1.0)).all():
@@ -187,8 +175,8 @@ def qini_curve(y_true: ArrayLike, uplift: ArrayLike, treatment: ArrayLike) -> pd
 
 def perfect_qini_curve(y_true: ArrayLike, treatment: ArrayLike) -> pd.DataFrame:
     """The Qini curve of the ideal ranking: treated responders first, control responders last."""
-    y = _array(y_true, "y_true")
-    t = _array(treatment, "treatment")
+    y = to_float(y_true, "y_true")
+    t = to_float(treatment, "treatment")
     return qini_curve(y, y * (2 * t - 1), t)
 
 
@@ -277,8 +265,8 @@ def truth_captured(true_effect: ArrayLike, score: ArrayLike, shares: Sequence[fl
     Returns:
         One sum per share.
     """
-    effect = _array(true_effect, "true_effect")
-    s = _array(score, "score")
+    effect = to_float(true_effect, "true_effect")
+    s = to_float(score, "score")
     if effect.size != s.size:
         raise ValueError(f"true_effect has {effect.size} rows but score has {s.size}; pass aligned arrays")
     shares_arr = np.asarray(shares, dtype=float)
