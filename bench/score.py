@@ -172,6 +172,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=50_000, help="customers scored and explained at a time")
     ap.add_argument("--repeat", type=int, default=3, help="COPY / to_sql repetitions")
     ap.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "score.md")
+    ap.add_argument("--postgres-only", action="store_true",
+                    help="re-measure only COPY vs to_sql, reusing the scoring run recorded in the .json next to --output")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--as-of", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -180,6 +182,13 @@ def main() -> None:
         child(folder, args.threads, args.chunk, date.fromisoformat(args.as_of))
         return
     folder.mkdir(parents=True, exist_ok=True)
+    if args.postgres_only:
+        earlier = json.loads(args.output.with_suffix(".json").read_text())
+        print("4. PostgreSQL COPY vs pandas to_sql", flush=True)
+        pg = copy_vs_to_sql(folder, args.repeat)
+        write_report(args, earlier["warehouse"], earlier.get("train_seconds", 0.0), earlier["run"], pg,
+                     earlier.get("when"))
+        return
     print(f"1. warehouse: {args.customers:,} customers", flush=True)
     info = build_warehouse(folder, args.customers, args.slice, date.fromisoformat(args.start))
     print(f"   {info['lines']:,} transaction lines, data end {info['data_end']}", flush=True)
@@ -198,14 +207,17 @@ def main() -> None:
     write_report(args, info, train_seconds, run, pg)
 
 
-def write_report(args, info: dict, train_seconds: float, run: dict, pg: dict) -> None:
+def write_report(args, info: dict, train_seconds: float, run: dict, pg: dict, when: str | None = None) -> None:
     cmd = f"PYTHONPATH=. python bench/score.py --customers {args.customers} --threads {args.threads} --chunk {args.chunk}"
+    now = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    when = when or now
     per_customer_ms = 1000 * run["total"] / run["customers"]
     lines = [
         "# Batch scorer: end to end at scale",
         "",
-        f"Command: `{cmd}` ({datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}, "
-        f"{os.cpu_count()} cores shared with other work; Python {platform.python_version()}).",
+        f"Command: `{cmd}` (scoring run {when}; PostgreSQL comparison {now}; {platform.machine()}, "
+        f"{os.cpu_count()} cores shared with other work; Python {platform.python_version()}). "
+        f"`--postgres-only` re-measures the last section alone.",
         "",
         f"Warehouse: the sample world, {args.customers:,} customers generated in slices of {args.slice:,} "
         f"(history from {args.start}), **{info['lines']:,} transaction lines**, in a DuckDB file. "
@@ -227,8 +239,10 @@ def write_report(args, info: dict, train_seconds: float, run: dict, pg: dict) ->
         + ", ".join(f"{k} {v:,}" for k, v in run["rows"].items()),
         f"- {per_customer_ms:.2f} ms per customer for three models with 5 reason codes each.",
         f"- peak memory of the scoring process: **{run['peak_rss_gib']:.2f} GiB** RSS; the whole feature frame "
-        f"alone would take {run['features_frame_gib']:.2f} GiB in pandas. Memory is set by the chunk size "
-        "(DuckDB streams the features to the Parquet snapshot; chunks are read from it).",
+        f"alone would take {run['features_frame_gib']:.2f} GiB in pandas. No stage holds the run whole: DuckDB "
+        "streams the features to the Parquet snapshot, chunks are read from it, and each chunk's scores and "
+        "reasons are staged in the warehouse as they are produced; the peak includes DuckDB's buffers "
+        "for the feature query and LightGBM's per-chunk SHAP matrices.",
         "",
         f"## PostgreSQL: COPY against pandas to_sql ({pg['rows']:,} customer_scores rows, median of "
         f"{len(pg['runs']['copy'])}, alternating)",
@@ -244,7 +258,8 @@ def write_report(args, info: dict, train_seconds: float, run: dict, pg: dict) ->
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines))
-    args.output.with_suffix(".json").write_text(json.dumps({"warehouse": info, "run": run, "postgres": pg}, indent=1))
+    args.output.with_suffix(".json").write_text(json.dumps(
+        {"warehouse": info, "run": run, "postgres": pg, "train_seconds": train_seconds, "when": when}, indent=1))
     print(f"wrote {args.output}")
 
 

@@ -20,7 +20,6 @@ the warehouse finds its process gone and marks it 'stale'.
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import socket
@@ -207,17 +206,27 @@ class _Db:
 
 
 def copy_frame(db: _Db, table: str, frame: pd.DataFrame, rows_per_copy: int = 200_000) -> None:
-    """PostgreSQL COPY FROM STDIN in CSV: every float written with its shortest exact repr."""
+    """PostgreSQL COPY FROM STDIN in CSV, written by Arrow's CSV writer.
+
+    Arrow writes every float as its shortest exact decimal (PostgreSQL reads back the
+    same bits), nulls as an unquoted empty field and text always quoted (so an empty
+    string stays empty); it is about 10x faster than pandas' to_csv (bench/score.py).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     cols = ", ".join(f'"{c}"' for c in frame.columns)
-    statement = f"copy {table} ({cols}) from stdin with (format csv, null '\\N')"
+    statement = f"copy {table} ({cols}) from stdin with (format csv)"
+    options = pacsv.WriteOptions(include_header=False)
     with db._pg_conn() as conn:
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
             for start in range(0, len(frame), rows_per_copy):
-                buf = io.StringIO()
-                frame.iloc[start:start + rows_per_copy].to_csv(buf, index=False, header=False, na_rep="\\N")
+                part = pa.Table.from_pandas(frame.iloc[start:start + rows_per_copy], preserve_index=False)
+                out = pa.BufferOutputStream()
+                pacsv.write_csv(part, out, options)
                 with cur.copy(statement) as copy:
-                    copy.write(buf.getvalue())
+                    copy.write(out.getvalue().to_pybytes())
 
 
 def database(warehouse: Warehouse) -> _Db:
