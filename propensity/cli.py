@@ -270,6 +270,7 @@ def demo(
     """
     from features.snapshots import build_features, data_end
     from serving.batch import run_scoring
+    from serving.cli import customer_bar
     from serving.target import build_target_list, campaign_choices, save_target_list
     from training.cards import render_card
     from training.uplift import train_uplift
@@ -305,7 +306,8 @@ def demo(
         for d in decisions:
             say("  " + d.line())
         say(f"5/7 scoring every customer as of {end} with the champions")
-        summary = run_scoring(wh, cfg, end, progress=progress)
+        with customer_bar() as bar:
+            summary = run_scoring(wh, cfg, end, progress=progress, counter=bar)
         say(summary.report())
         example = wh.native_query("select customer_id from current_customer_scores "
                                   "order by churn_risk desc, customer_id limit 1")["customer_id"][0]

@@ -34,6 +34,11 @@ from training.models import LgbmModel
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+Counter = Callable[[int, int], None]  # (customers done, customers in the run): drives a progress bar
+
+# Customers scored and explained per step inside a chunk: the progress moves at least
+# this often, and a chunk's rows are staged in pieces of this size.
+PIECE = 10_000
 
 __all__ = ["RunSummary", "ScoringError", "make_run_id", "run_scoring", "score_with", "file_sha256"]
 
@@ -97,6 +102,7 @@ def run_scoring(
     contact_cost: float | None = None,
     chunk_size: int | None = None,
     break_lock: bool = False,
+    counter: Counter | None = None,
 ) -> RunSummary:
     """Score every customer with history before `as_of` with the champion models.
 
@@ -109,6 +115,7 @@ def run_scoring(
         contact_cost: cost of one contact (default: [serving] contact_cost).
         chunk_size: customers scored and explained at a time (default: [serving] chunk_size).
         break_lock: take over a lock held by a process on another host (known to be gone).
+        counter: called with (customers done, total) as scoring and explaining advance.
 
     Returns:
         The run's summary (status 'succeeded').
@@ -121,7 +128,7 @@ def run_scoring(
     loaded = champions(cfg)
     return score_with(warehouse, cfg, as_of, {k: m for k, (m, _) in loaded.items()},
                       {k: v for k, (_, v) in loaded.items()}, progress, margin, contact_cost, chunk_size,
-                      load_seconds=time.perf_counter() - started, break_lock=break_lock)
+                      load_seconds=time.perf_counter() - started, break_lock=break_lock, counter=counter)
 
 
 def score_with(
@@ -136,6 +143,7 @@ def score_with(
     chunk_size: int | None = None,
     load_seconds: float = 0.0,
     break_lock: bool = False,
+    counter: Counter | None = None,
 ) -> RunSummary:
     """`run_scoring` with the models already loaded (same arguments, plus models and versions)."""
     margin = cfg.serving.margin if margin is None else margin
@@ -160,7 +168,8 @@ def score_with(
         })
         summary.snapshot = snapshot_path(cfg, run_id, summary.attempt)
         try:
-            _run(db, warehouse, cfg, models, margin, contact_cost, chunk_size, summary, say)
+            _run(db, warehouse, cfg, models, margin, contact_cost, chunk_size, summary, say,
+                 counter or (lambda _d, _n: None))
         except BaseException as e:
             summary.status = "failed"
             sink.mark_failed(db, run_id, summary.attempt, f"{type(e).__name__}: {e}")
@@ -178,7 +187,7 @@ def score_with(
 
 def _run(
     db: sink._Db, warehouse: Warehouse, cfg: Config, models: dict[str, LgbmModel],
-    margin: float, contact_cost: float, chunk_size: int, summary: RunSummary, say: Progress,
+    margin: float, contact_cost: float, chunk_size: int, summary: RunSummary, say: Progress, count: Counter,
 ) -> None:
     run_id, as_of, k = summary.run_id, summary.as_of, cfg.serving.reasons_per_model
     t = time.perf_counter()
@@ -195,13 +204,17 @@ def _run(
     t = time.perf_counter()
     sink.reset_stage(db)
     done, chunks = 0, -(-n // (2048 * max(1, -(-chunk_size // 2048))))
+    count(0, n)
     for i, part in enumerate(iter_features(summary.snapshot, as_of, chunk_size), 1):
-        result = score_chunk(part, models, as_of, summary.campaign_kind, margin, contact_cost, k=k)
-        for name, frame in ((sink.SCORES, result.scores), (sink.SEGMENTS, result.segments),
-                            (sink.REASONS, result.reasons)):
-            frame.insert(0, "run_id", run_id)
-            sink.stage(db, name, frame)
-        done += len(part)
+        for start in range(0, len(part), PIECE):
+            piece = part.iloc[start:start + PIECE].reset_index(drop=True)
+            result = score_chunk(piece, models, as_of, summary.campaign_kind, margin, contact_cost, k=k)
+            for name, frame in ((sink.SCORES, result.scores), (sink.SEGMENTS, result.segments),
+                                (sink.REASONS, result.reasons)):
+                frame.insert(0, "run_id", run_id)
+                sink.stage(db, name, frame)
+            done += len(piece)
+            count(done, n)
         say(f"scored and explained {done:,} / {n:,} customers (chunk {i} of {chunks})")
         sink.failpoint("staged-chunk")
     summary.timings["score + explain"] = time.perf_counter() - t

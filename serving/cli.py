@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -74,9 +75,9 @@ def score(
     from features.load import Warehouse
     from serving.batch import run_scoring
 
-    with Warehouse(cfg.warehouse.url) as wh:
+    with Warehouse(cfg.warehouse.url) as wh, customer_bar() as bar:
         summary = run_scoring(wh, cfg, cutoff, progress=progress, margin=margin, contact_cost=contact_cost,
-                              chunk_size=chunk_size, break_lock=break_lock)
+                              chunk_size=chunk_size, break_lock=break_lock, counter=bar)
     say(summary.report())
     say("read the results: current_customer_scores, current_customer_segments, current_score_reasons "
         f"in {cfg.warehouse.url}")
@@ -114,6 +115,28 @@ def target(
         list_id = save_target_list(wh, result, csv_dir=folder)
     say(result.report())
     say(f"  written: table target_lists (list_id {list_id}) and {folder / (list_id + '.csv')}")
+
+
+@contextmanager
+def customer_bar():
+    """A progress bar over customers scored and explained (on a terminal; log lines elsewhere)."""
+    import sys
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit=" customers", desc="score + explain", file=sys.stderr, disable=not sys.stderr.isatty(),
+               dynamic_ncols=True, leave=False)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.reset(total=total)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def runs(

@@ -39,8 +39,10 @@ def scored(tmp_path_factory):
     train_and_log(["churn", "response", "value"], wh, cfg)
     promote_models(["churn", "response", "value"], wh, cfg, margin=0.0)
     messages: list[str] = []
-    summary = run_scoring(wh, cfg, AS_OF, progress=messages.append, chunk_size=1000)
-    yield {"cfg": cfg, "wh": wh, "summary": summary, "messages": messages}
+    counts: list[tuple[int, int]] = []
+    summary = run_scoring(wh, cfg, AS_OF, progress=messages.append, chunk_size=1000,
+                          counter=lambda done, total: counts.append((done, total)))
+    yield {"cfg": cfg, "wh": wh, "summary": summary, "messages": messages, "counts": counts}
     wh.close()
 
 
@@ -140,6 +142,9 @@ def test_progress_and_report(scored) -> None:
     chunks = [m for m in messages if m.startswith("scored and explained")]
     assert len(chunks) == -(-s.customers // 2048)  # chunks are whole DuckDB vectors of 2,048 rows
     assert chunks[-1].startswith(f"scored and explained {s.customers:,} / {s.customers:,}")
+    counts = scored["counts"]  # the progress bar's feed: from 0 to every customer, never backwards
+    assert counts[0] == (0, s.customers) and counts[-1] == (s.customers, s.customers)
+    assert all(b[0] > a[0] for a, b in zip(counts, counts[1:])) and len(counts) == len(chunks) + 1
     text = s.report()
     assert s.run_id in text and f"customers: {s.customers:,}" in text and "score_reasons" in text
     assert set(s.timings) == {"load models", "features", "score + explain", "rank", "publish"}
