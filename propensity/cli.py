@@ -270,7 +270,7 @@ def demo(
     """
     from features.snapshots import build_features, data_end
     from serving.batch import run_scoring
-    from serving.cli import customer_bar
+    from serving.cli import clear_bar_line, customer_bar
     from serving.target import build_target_list, campaign_choices, save_target_list
     from training.cards import render_card
     from training.uplift import train_uplift
@@ -280,6 +280,7 @@ def demo(
     start = time.perf_counter()
 
     def progress(message: str) -> None:
+        clear_bar_line()
         say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
 
     say("1/7 sample world")

@@ -55,6 +55,7 @@ def score(
     start = time.perf_counter()
 
     def progress(message: str) -> None:
+        clear_bar_line()
         say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
 
     if engine is Engine.spark:
@@ -117,26 +118,45 @@ def target(
     say(f"  written: table target_lists (list_id {list_id}) and {folder / (list_id + '.csv')}")
 
 
-@contextmanager
-def customer_bar():
-    """A progress bar over customers scored and explained (on a terminal; log lines elsewhere)."""
+def clear_bar_line() -> None:
+    """Wipe a progress bar drawn on the current terminal line, so a log line can take it."""
     import sys
 
-    from tqdm import tqdm
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
 
-    bar = tqdm(total=0, unit=" customers", desc="score + explain", file=sys.stderr, disable=not sys.stderr.isatty(),
-               dynamic_ncols=True, leave=False)
+
+@contextmanager
+def customer_bar(width: int = 30):
+    """A progress bar over customers scored and explained, redrawn in place on a terminal.
+
+    Off when stderr is not a terminal (logs and CI get the per-chunk lines instead).
+    """
+    import sys
+
+    live = sys.stderr.isatty()
+    started = time.perf_counter()
+    drawn = False
 
     def update(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.reset(total=total)
-        bar.n = done
-        bar.refresh()
+        nonlocal drawn
+        if not live or total <= 0:
+            return
+        share = min(1.0, done / total)
+        elapsed = time.perf_counter() - started
+        eta = f"{elapsed / share * (1 - share):4.0f}s left" if share > 0 else "   ..."
+        filled = int(round(width * share))
+        sys.stderr.write(f"\r  score + explain [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{done:,} / {total:,} customers  {share:4.0%}  {eta}")
+        sys.stderr.flush()
+        drawn = True
 
     try:
         yield update
     finally:
-        bar.close()
+        if drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def runs(
