@@ -36,15 +36,16 @@ def score_sql(better: str) -> str:
     return f"1 + (5 * {beaten}) // count(*) over ()"
 
 
-def segments_sql(frequency_window_days: int) -> str:
-    """Select over relation `base` adding scores, segment names and tiers."""
+def tier_columns_sql(frequency_window_days: int) -> str:
+    """The named segment and the four tiers, as select-list SQL both DuckDB and Spark run.
+
+    Reads r, f, m, w (1-5 scores), spend, frequency, tenure, recency and overdue columns.
+    """
     n = frequency_window_days
     seg = " ".join(f"when {cond} then '{name}'" for name, cond in SEGMENT_RULES)
     count_le = f"count(*) over (order by spend_{n}d range between unbounded preceding and current row)"
     tiers = " ".join(f"when 100 * {count_le} > {pct} * count(*) over () then '{name}'" for name, pct in VALUE_TIERS)
-    return f"""
-        select *,
-            case {seg} end as rfmw_segment,
+    return f"""case {seg} end as rfmw_segment,
             case when spend_{n}d <= 0 then 'none' {tiers} else 'low' end as value_tier,
             case when f >= 4 and tenure_days >= 365 then 'core'
                  when f >= 3 then 'regular'
@@ -56,7 +57,15 @@ def segments_sql(frequency_window_days: int) -> str:
             case when recency_days is null or overdue_ratio >= 3
                       or (overdue_ratio is null and recency_days > 180) then 'high'
                  when overdue_ratio >= 1.5 or (overdue_ratio is null and recency_days > 90) then 'medium'
-                 else 'low' end as risk_tier
+                 else 'low' end as risk_tier"""
+
+
+def segments_sql(frequency_window_days: int) -> str:
+    """Select over relation `base` adding scores, segment names and tiers."""
+    n = frequency_window_days
+    return f"""
+        select *,
+            {tier_columns_sql(n)}
         from (select *,
                 {score_sql('-coalesce(recency_days, 1000000)')} as r,
                 {score_sql(f'frequency_{n}d')} as f,

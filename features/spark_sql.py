@@ -45,7 +45,7 @@ from features.attributes import attribute_columns, feature_name
 from features.load import WarehouseError
 from features.needs import LATEST_ORDER, needs_count_columns
 from features.schema import TABLES
-from features.segments import SEGMENT_RULES, VALUE_TIERS
+from features.segments import tier_columns_sql
 from features.snapshots import LABEL_COLUMNS, SEGMENT_COLUMNS
 from features.windows import Cutoff
 from propensity.config import FeaturesConfig
@@ -380,25 +380,10 @@ def score_sql(better: str) -> str:
 def segments_sql(frequency_window_days: int, base_columns: list[str]) -> str:
     """Select over relation `base` adding segment names and tiers, then the 1-5 scores."""
     n = frequency_window_days
-    seg = " ".join(f"when {cond} then '{name}'" for name, cond in SEGMENT_RULES)
-    count_le = f"count(*) over (order by spend_{n}d range between unbounded preceding and current row)"
-    tiers = " ".join(f"when 100 * {count_le} > {pct} * count(*) over () then '{name}'" for name, pct in VALUE_TIERS)
     keep = ", ".join(base_columns)
     return f"""
         select {keep},
-            case {seg} end as rfmw_segment,
-            case when spend_{n}d <= 0 then 'none' {tiers} else 'low' end as value_tier,
-            case when f >= 4 and tenure_days >= 365 then 'core'
-                 when f >= 3 then 'regular'
-                 when frequency_{n}d >= 1 then 'occasional'
-                 else 'lapsed' end as loyalty_tier,
-            case when frequency_90d > 0 then 'active'
-                 when frequency_{n}d > 0 then 'passive'
-                 else 'potential' end as activity,
-            case when recency_days is null or overdue_ratio >= 3
-                      or (overdue_ratio is null and recency_days > 180) then 'high'
-                 when overdue_ratio >= 1.5 or (overdue_ratio is null and recency_days > 90) then 'medium'
-                 else 'low' end as risk_tier,
+            {tier_columns_sql(n)},
             r as r_score, f as f_score, m as m_score, w as w_score
         from (select *,
                 {score_sql('-coalesce(recency_days, 1000000)')} as r,
