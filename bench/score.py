@@ -44,15 +44,11 @@ WORK = ROOT / "bench" / ".work" / "score"
 
 
 def _cfg(folder: Path, threads: int, chunk: int):
-    from propensity.config import Config, LightgbmConfig, MlflowConfig, ServingConfig, WarehouseConfig
+    """The project's layout inside `folder` (as notebooks and tests use it), with the bench's threads and chunks."""
+    from propensity.config import project_in
 
-    return Config(
-        warehouse=WarehouseConfig(url=f"duckdb:///{folder / 'warehouse.duckdb'}"),
-        mlflow=MlflowConfig(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-                            artifact_location=str(folder / "mlruns" / "artifacts")),
-        lightgbm=LightgbmConfig(num_threads=threads),
-        serving=ServingConfig(snapshot_dir=str(folder / "scoring"), chunk_size=chunk),
-    )
+    cfg = project_in(folder, num_threads=threads)
+    return cfg.model_copy(update={"serving": cfg.serving.model_copy(update={"chunk_size": chunk})})
 
 
 def build_warehouse(folder: Path, customers: int, per_slice: int, start: date) -> dict:

@@ -146,17 +146,9 @@ def write_features(warehouse: Warehouse, as_of: date, cfg: FeaturesConfig, path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)
-    warehouse.duck().execute(f"copy ({sql}) to '{partial}' (format parquet)", params)
+    written = warehouse.duck().execute(f"copy ({sql}) to '{partial}' (format parquet)", params).fetchall()[0][0]
     partial.replace(path)  # a crash never leaves a half-written snapshot under the final name
-    return snapshot_rows(path)
-
-
-def snapshot_rows(path: Path) -> int:
-    """Rows in a feature snapshot file."""
-    import duckdb
-
-    with duckdb.connect() as con:
-        return int(con.execute(f"select count(*) from read_parquet('{Path(path)}')").fetchall()[0][0])
+    return int(written)  # COPY reports the rows it wrote: no second pass over the file
 
 
 def snapshot_fingerprint(path: Path, as_of: date) -> str:

@@ -57,11 +57,8 @@ class TrainingData:
 
     def fingerprint(self) -> str:
         """A short hash of every row and column the model sees (train + OOT)."""
-        h = hashlib.sha256()
-        for part in (self.train, self.tune, self.test):
-            cols = ["customer_id", "as_of", *self.features, self.target]
-            h.update(pd.util.hash_pandas_object(part[cols], index=False).to_numpy().tobytes())
-        return h.hexdigest()[:16]
+        return frames_fingerprint((self.train, self.tune, self.test),
+                                  ["customer_id", "as_of", *self.features, self.target])
 
     def summary(self) -> str:
         return (
@@ -69,6 +66,14 @@ class TrainingData:
             f"{self.train_cutoffs[0]}..{self.train_cutoffs[-1]}), out-of-time {self.oot_cutoff}: "
             f"tune {len(self.tune):,} / test {len(self.test):,}, {len(self.features)} features"
         )
+
+
+def frames_fingerprint(parts: tuple[pd.DataFrame, ...], columns: list[str]) -> str:
+    """A short hash of the given columns of every row of the parts, in order."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(pd.util.hash_pandas_object(part[columns], index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def tune_mask(customer_ids: pd.Series, share: float) -> np.ndarray:

@@ -37,7 +37,6 @@ the model as ``uplift`` (model as code, returning uplift). `load_uplift` reads i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from collections.abc import Callable
@@ -52,7 +51,7 @@ import pandas as pd
 from features.load import Warehouse
 from features.snapshots import build_features, data_end
 from propensity.config import Config, FeaturesConfig
-from training.dataset import TrainingDataError, split_out_of_time
+from training.dataset import TrainingDataError, frames_fingerprint, split_out_of_time
 from training.feature_sets import feature_lists, model_input
 from training.models import LgbmModel, LgbmParams
 
@@ -169,11 +168,8 @@ class UpliftData:
 
     def fingerprint(self) -> str:
         """A short hash of every row and column the model sees (train + OOT)."""
-        h = hashlib.sha256()
-        for part in (self.train, self.tune, self.test):
-            cols = ["customer_id", "as_of", self.treatment, *self.features, self.target]
-            h.update(pd.util.hash_pandas_object(part[cols], index=False).to_numpy().tobytes())
-        return h.hexdigest()[:16]
+        return frames_fingerprint((self.train, self.tune, self.test),
+                                  ["customer_id", "as_of", self.treatment, *self.features, self.target])
 
     def counts(self) -> dict[str, int]:
         """Rows per part and group (train_treated, train_control, tune_treated, ...)."""

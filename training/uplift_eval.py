@@ -277,6 +277,25 @@ def truth_captured(true_effect: ArrayLike, score: ArrayLike, shares: Sequence[fl
 
 
 # -- charts --------------------------------------------------------------------------
+def _plot_cumulative(curves: Mapping[str, pd.DataFrame], column: str, ylabel: str, title: str,
+                     perfect: pd.DataFrame | None = None) -> Figure:
+    """One line per scorer of a cumulative column of `qini_curve` frames, the random line to its end."""
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
+    end = 0.0
+    for label, curve in curves.items():
+        ax.plot(curve["share_targeted"], curve[column], label=label)
+        end = float(curve[column].iloc[-1])
+    if perfect is not None:
+        ax.plot(perfect["share_targeted"], perfect[column], linestyle=":", color="black", label="perfect")
+    ax.plot([0, 1], [0, end], linestyle="--", color="grey", label="random")
+    ax.axhline(0.0, color="grey", linewidth=0.5)
+    ax.set(xlim=(0, 1), xlabel="share targeted (highest score first)", ylabel=ylabel, title=title)
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def plot_qini(curves: Mapping[str, pd.DataFrame], title: str, perfect: pd.DataFrame | None = None) -> Figure:
     """Qini chart: incremental responders against the share targeted, one line per scorer.
 
@@ -288,21 +307,7 @@ def plot_qini(curves: Mapping[str, pd.DataFrame], title: str, perfect: pd.DataFr
     Returns:
         The figure (not shown, not saved); the random line joins (0, 0) to the end point.
     """
-    fig = Figure(figsize=(6, 5))
-    ax = fig.subplots()
-    end = 0.0
-    for label, curve in curves.items():
-        ax.plot(curve["share_targeted"], curve["qini"], label=label)
-        end = float(curve["qini"].iloc[-1])
-    if perfect is not None:
-        ax.plot(perfect["share_targeted"], perfect["qini"], linestyle=":", color="black", label="perfect")
-    ax.plot([0, 1], [0, end], linestyle="--", color="grey", label="random")
-    ax.axhline(0.0, color="grey", linewidth=0.5)
-    ax.set(xlim=(0, 1), xlabel="share targeted (highest score first)",
-           ylabel="incremental responders (Qini)", title=title)
-    ax.legend(loc="best")
-    ax.grid(alpha=0.3)
-    return fig
+    return _plot_cumulative(curves, "qini", "incremental responders (Qini)", title, perfect)
 
 
 def plot_uplift_gain(curves: Mapping[str, pd.DataFrame], title: str) -> Figure:
@@ -315,19 +320,7 @@ def plot_uplift_gain(curves: Mapping[str, pd.DataFrame], title: str) -> Figure:
     Returns:
         The figure (not shown, not saved); the random line joins (0, 0) to the end point.
     """
-    fig = Figure(figsize=(6, 5))
-    ax = fig.subplots()
-    end = 0.0
-    for label, curve in curves.items():
-        ax.plot(curve["share_targeted"], curve["uplift_gain"], label=label)
-        end = float(curve["uplift_gain"].iloc[-1])
-    ax.plot([0, 1], [0, end], linestyle="--", color="grey", label="random")
-    ax.axhline(0.0, color="grey", linewidth=0.5)
-    ax.set(xlim=(0, 1), xlabel="share targeted (highest score first)",
-           ylabel="cumulative incremental responders", title=title)
-    ax.legend(loc="best")
-    ax.grid(alpha=0.3)
-    return fig
+    return _plot_cumulative(curves, "uplift_gain", "cumulative incremental responders", title)
 
 
 def plot_uplift_by_decile(table: pd.DataFrame, title: str) -> Figure:
