@@ -102,7 +102,7 @@ def train_models(folder: Path, threads: int) -> float:
     with Warehouse(train_cfg.warehouse.url) as wh:
         load_sample_world(wh, SynthConfig(customers=50_000, seed=7))
         train_and_log(["churn", "response", "value"], wh, train_cfg)
-        promote_models(["churn", "response", "value"], wh, train_cfg, margin=0.0)
+        promote_models(["churn", "response", "value"], wh, train_cfg, margin=0.0, force=True)
     return time.perf_counter() - t
 
 

@@ -17,6 +17,10 @@ before the as-of date has age 1):
 - repeat_purchase_days: distinct purchase days after the first (the BTYD "frequency";
   tenure_days is the BTYD "T" and tenure_days - recency_days its "recency", in days).
 - returns_share_<N>d: amount returned / amount bought on lines with age <= N.
+- history_days: days from the first transaction line of anyone before the as-of to
+  the as-of: how much history the data holds (the same for every customer). Not a
+  model feature; reason texts use it to say "in the last 92 days of history" when a
+  window is longer than the data.
 """
 
 from __future__ import annotations
@@ -127,13 +131,15 @@ def rfmw_ctes(cfg: FeaturesConfig) -> list[tuple[str, str]]:
         ("gaps", gaps_sql()),
         (
             "rfmw",
-            """
+            f"""
             select c.customer_id, o.* exclude (customer_id),
                    coalesce(w.width_categories, 0) as width_categories,
                    g.gap_mean_days, g.gap_median_days, g.gap_std_days,
                    coalesce(g.repeat_purchase_days, 0) as repeat_purchase_days,
-                   o.recency_days / g.gap_median_days as overdue_ratio
+                   o.recency_days / g.gap_median_days as overdue_ratio,
+                   h.history_days
             from (select distinct customer_id from lines_before) c
+            cross join (select {days_before_as_of('min(ts)::date')} as history_days from lines_before) h
             join order_features o using (customer_id)
             left join width w using (customer_id)
             left join gaps g using (customer_id)""",

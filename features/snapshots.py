@@ -56,6 +56,65 @@ def data_end(warehouse: Warehouse) -> date:
     return last.date() + timedelta(days=1)
 
 
+def data_start(warehouse: Warehouse) -> date:
+    """The date of the first transaction."""
+    if not warehouse.has("transactions"):
+        raise WarehouseError("the warehouse has no transactions table; import data first")
+    first = warehouse.duck().execute("select min(ts) from transactions").fetchall()[0][0]
+    if first is None:
+        raise WarehouseError("the transactions table is empty")
+    return first.date()
+
+
+class CutoffError(ValueError):
+    """The data's span cannot hold the configured training cutoffs; the message names the setting."""
+
+
+def training_cutoffs(warehouse: Warehouse, cfg: FeaturesConfig, least: int = 2) -> list[date]:
+    """The snapshot schedule cut to the data's span: only cutoffs with `min_history_days` of data.
+
+    Raises:
+        CutoffError: fewer than `least` cutoffs fit (one to train on, one out of time); the
+            message says which [features] settings would fit the data.
+    """
+    start, end = data_start(warehouse), data_end(warehouse)
+    cutoffs = snapshot_cutoffs(end, cfg.horizon_days, cfg.snapshot_step_days, cfg.snapshot_count,
+                               data_start=start, min_history_days=cfg.min_history_days)
+    if len(cutoffs) >= least:
+        return cutoffs
+    span = (end - start).days
+    needed = cfg.min_history_days + cfg.horizon_days + (least - 1) * cfg.snapshot_step_days
+    fits = (span - cfg.min_history_days) // least  # horizon = step = this would fit
+    hint = (f"set [features] horizon_days and snapshot_step_days to {fits} or less (or lower min_history_days)"
+            if fits >= 7 else "import a longer history")
+    raise CutoffError(
+        f"the data spans {span} days ({start}..{end - timedelta(days=1)}) but {least} training cutoff{'s need' if least > 1 else ' needs'} "
+        f"{needed} (min_history_days {cfg.min_history_days} + horizon_days {cfg.horizon_days}"
+        + (f" + snapshot_step_days {cfg.snapshot_step_days}" if least > 1 else "") + f"); {hint}"
+    )
+
+
+def check_as_of(warehouse: Warehouse, as_of: date, horizon_days: int, option: str = "--as-of") -> None:
+    """Refuse an as-of date the data cannot speak for: before its first day, or more than a horizon after its end.
+
+    Features as of a date long after the last transaction describe customers as they
+    were then, aged by the gap: every score would be extrapolation.
+
+    Raises:
+        CutoffError: one line naming the data's span and the flag that overrides the check.
+    """
+    start, end = data_start(warehouse), data_end(warehouse)
+    last = end - timedelta(days=1)
+    if as_of <= start:
+        raise CutoffError(f"{option} {as_of} is not after the first transaction ({start}): no customer has "
+                          "history then; choose a later date (or --any-date to override)")
+    if as_of > end + timedelta(days=horizon_days):
+        raise CutoffError(f"{option} {as_of} is {(as_of - last).days} days after the last transaction ({last}), "
+                          f"more than the {horizon_days}-day horizon: scores would be extrapolation; choose a "
+                          f"date up to {end + timedelta(days=horizon_days)}, import newer data, "
+                          "or pass --any-date to override")
+
+
 def _standins(warehouse: Warehouse) -> list[tuple[str, str]]:
     have = set(warehouse.tables())
     if "transactions" not in have:
@@ -219,9 +278,7 @@ def build_snapshots(
         The stacked frame, with an `as_of` column.
     """
     if cutoffs is None:
-        cutoffs = snapshot_cutoffs(
-            data_end(warehouse), cfg.horizon_days, cfg.snapshot_step_days, cfg.snapshot_count
-        )
+        cutoffs = training_cutoffs(warehouse, cfg)
     frames = []
     for cutoff in cutoffs:
         if progress is not None:

@@ -266,6 +266,7 @@ def order_feature_columns(cfg: FeaturesConfig) -> list[tuple[str, str]]:
 
 RFMW_TAIL_COLUMNS = (
     "width_categories", "gap_mean_days", "gap_median_days", "gap_std_days", "repeat_purchase_days", "overdue_ratio",
+    "history_days",
 )
 
 
@@ -296,8 +297,11 @@ def rfmw_ctes(cfg: FeaturesConfig, as_of: date) -> list[tuple[str, str]]:
                    coalesce(w.width_categories, 0) as width_categories,
                    g.gap_mean_days, g.gap_median_days, g.gap_std_days,
                    coalesce(g.repeat_purchase_days, 0) as repeat_purchase_days,
-                   o.recency_days / nullif(g.gap_median_days, 0) as overdue_ratio
+                   o.recency_days / nullif(g.gap_median_days, 0) as overdue_ratio,
+                   h.history_days
             from (select distinct customer_id from lines_before) c
+            cross join (select {days_before_as_of('cast(min(ts) as date)', as_of)} as history_days
+                        from lines_before) h
             join order_features o on o.customer_id = c.customer_id
             left join width w on w.customer_id = c.customer_id
             left join gaps g on g.customer_id = c.customer_id""",

@@ -51,17 +51,26 @@ def days_before_as_of(day_column: str) -> str:
     return f"date_diff('day', {day_column}, $as_of::date)"
 
 
-def snapshot_cutoffs(data_end: date, horizon_days: int, step_days: int, count: int) -> list[date]:
+def snapshot_cutoffs(
+    data_end: date, horizon_days: int, step_days: int, count: int,
+    data_start: date | None = None, min_history_days: int = 0,
+) -> list[date]:
     """The `count` latest as-of dates, `step_days` apart, whose label windows are complete.
 
     Args:
         data_end: the first date after the data (exclusive end).
         horizon_days: label window length.
         step_days: days between consecutive cutoffs.
-        count: how many cutoffs.
+        count: how many cutoffs (at most).
+        data_start: the date of the first row; with it, cutoffs that would see fewer than
+            `min_history_days` days of data are left out (so fewer than `count` may come back).
+        min_history_days: the least history a cutoff must have.
 
     Returns:
         As-of dates, oldest first.
     """
     latest = data_end - timedelta(days=horizon_days)
-    return [latest - timedelta(days=step_days * i) for i in reversed(range(count))]
+    cutoffs = [latest - timedelta(days=step_days * i) for i in reversed(range(count))]
+    if data_start is not None:
+        cutoffs = [c for c in cutoffs if (c - data_start).days >= min_history_days]
+    return cutoffs

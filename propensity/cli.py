@@ -198,16 +198,19 @@ def features_build(
     as_of: Annotated[str, typer.Option("--as-of", help="Cutoff date YYYY-MM-DD: features use rows strictly before it.")],
     out: Annotated[Path | None, typer.Option(help="Parquet file to write (default: <output_dir>/features_<as-of>.parquet).")] = None,
     labels: Annotated[bool, typer.Option(help="Add labels from [as-of, as-of + horizon) when the data covers that window.")] = True,
+    any_date: Annotated[bool, typer.Option("--any-date", help="Build even when --as-of is before the first transaction or more than [features] horizon_days after the last one.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Features for every customer with history before --as-of, one row each, to Parquet."""
-    from features.snapshots import build_features, data_end
+    from features.snapshots import build_features, check_as_of, data_end
     from features.windows import Cutoff
 
     cfg = load_config(config)
     cutoff_date = parse_date(as_of, "--as-of")
     target = out or Path(cfg.features.output_dir) / f"features_{cutoff_date.isoformat()}.parquet"
     with _open_warehouse(cfg, read_only=True) as wh:
+        if not any_date:
+            check_as_of(wh, cutoff_date, cfg.features.horizon_days)
         end = data_end(wh)
         complete = Cutoff(cutoff_date, cfg.features.horizon_days).labels_complete(end)
         if labels and not complete:
@@ -234,8 +237,7 @@ def features_snapshots(
     config: ConfigOption = None,
 ) -> None:
     """Features and labels stacked over the latest cutoffs whose label windows are complete."""
-    from features.snapshots import build_snapshots, data_end
-    from features.windows import snapshot_cutoffs
+    from features.snapshots import build_snapshots, training_cutoffs
 
     cfg = load_config(config)
     fcfg = cfg.features.model_copy(
@@ -244,7 +246,7 @@ def features_snapshots(
     target = out or Path(fcfg.output_dir) / "snapshots.parquet"
     start = time.perf_counter()
     with _open_warehouse(cfg, read_only=True) as wh:
-        cutoffs = snapshot_cutoffs(data_end(wh), fcfg.horizon_days, fcfg.snapshot_step_days, fcfg.snapshot_count)
+        cutoffs = training_cutoffs(wh, fcfg, least=1)
         frame = build_snapshots(
             wh, fcfg, cutoffs, progress=lambda c: say(f"  [{time.perf_counter() - start:5.1f}s] as of {c}")
         )
@@ -311,7 +313,7 @@ def demo(
             summary = run_scoring(wh, cfg, end, progress=progress, counter=bar)
         say(summary.report())
         example = wh.native_query("select customer_id from current_customer_scores "
-                                  "order by churn_risk desc, customer_id limit 1")["customer_id"][0]
+                                  "order by churn_risk desc nulls last, customer_id limit 1")["customer_id"][0]
         kind = next((c["kind"] for c in campaign_choices(wh) if c["has_control"]), None)
         targets = None
         if kind is not None:
@@ -324,7 +326,7 @@ def demo(
             targets = (kind, out_dir / "targets" / f"{target_list.summary['list_id']}.csv")
     say("7/7 model cards")
     cards = []
-    for name in ("churn", "response", "value"):
+    for name in summary.versions:  # the champions the run scored with
         card = out_dir / "model_cards" / f"{name}.html"
         card.parent.mkdir(parents=True, exist_ok=True)
         card.write_text(render_card(name, "champion"))

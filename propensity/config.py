@@ -65,6 +65,9 @@ class FeaturesConfig(_Section):
     horizon_days: Annotated[int, Field(gt=0)] = 90
     snapshot_step_days: Annotated[int, Field(gt=0)] = 91
     snapshot_count: Annotated[int, Field(gt=0)] = 4
+    # A training cutoff needs at least this many days of data before it; earlier cutoffs
+    # of the schedule are left out (a short history gets fewer cutoffs, not empty features).
+    min_history_days: Annotated[int, Field(ge=1)] = 60
     output_dir: str = "out"
 
 
@@ -93,13 +96,18 @@ class TrainingConfig(_Section):
     # Promotion: the challenger must beat the champion by this much on the same data
     # (AUC for churn and response, normalised Gini for value).
     promotion_margin: Annotated[float, Field(ge=0)] = 0.0
+    # The gate also refuses (without --force) a challenger that is not ahead of the best
+    # baseline on the same test half, or whose test half is too small to judge it.
+    min_test_rows: Annotated[int, Field(ge=0)] = 500
+    min_test_positives: Annotated[int, Field(ge=0)] = 50
     experiment: str = "propensity"
 
 
 class ServingConfig(_Section):
     """The batch scorer: expected profit, reasons, chunking, where run snapshots go."""
 
-    # expected_profit = response_prob x predicted_value x margin - contact_cost
+    # expected_profit = response_prob x response_value x margin - contact_cost, where
+    # response_value = average order value x k (serving/response_value.py)
     margin: Annotated[float, Field(ge=0, le=1)] = 0.3
     contact_cost: Annotated[float, Field(ge=0)] = 1.0
     # Customers scored and explained at a time: bounds memory whatever the customer count.
@@ -253,6 +261,8 @@ horizon_days = 90
 # cutoff whose label window is complete.
 snapshot_step_days = 91
 snapshot_count = 4
+# Cutoffs with fewer days of data before them than this are left out of training.
+min_history_days = 60
 # Where `propensity features build` writes its Parquet files.
 output_dir = "out"
 
@@ -282,10 +292,16 @@ calibrate_above_ece = 0.01
 # `propensity promote` moves `champion` only when the challenger beats it by this much
 # on the same out-of-time data (AUC for churn and response, normalised Gini for value).
 promotion_margin = 0.0
+# ... and only when it is ahead of the best baseline (RFM score, logistic/ridge, BTYD) on
+# that test half, and the test half has at least this many rows and positives (buyers
+# for value); `propensity promote --force` overrides these two checks.
+min_test_rows = 500
+min_test_positives = 50
 experiment = "propensity"
 
 [serving]
-# `propensity score`: expected_profit = response_prob x predicted_value x margin - contact_cost
+# `propensity score`: expected_profit = response_prob x response_value x margin - contact_cost,
+# response_value = the customer's average order value x k, what one response was worth
 # (--margin and --contact-cost override these for one run).
 margin = 0.3
 contact_cost = 1.0

@@ -22,6 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from features.importer import ImportRefused
+    from features.snapshots import CutoffError
     from features.load import WarehouseError
     from serving.sink import ScoringError
     from serving.target import TargetingError
@@ -29,7 +30,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from training.dataset import TrainingDataError
     from training.track import RegistryError
 
-    return (ConfigError, ImportRefused, WarehouseError, TrainingDataError, RegistryError, UnknownCustomer, ScoringError,
+    return (ConfigError, CutoffError, ImportRefused, WarehouseError, TrainingDataError, RegistryError, UnknownCustomer, ScoringError,
             TargetingError)
 
 

@@ -12,7 +12,7 @@ token whose role may not call the endpoint. Admin tokens may call everything.
 | GET  /customers/{id}                       | auditor               |
 | GET  /customers/{id}/segments              | marketer, auditor     |
 | GET  /segments/summary                     | marketer              |
-| GET  /campaigns                            | marketer              |
+| GET  /campaigns, /targets/options          | marketer              |
 | POST /targets, GET /targets/{list_id}.csv  | marketer              |
 | POST /score                                | auditor               |
 | GET  /models/{name}/card                   | auditor               |
@@ -28,17 +28,27 @@ in the same process).
 
 Errors are JSON `{"detail": "<one line>"}`; malformed input gives 422 with such a line
 (and the validation `errors` list). Web page (no build step): `/` and `/static/*`.
+
+A scoring run may lack a model (a business with sales data only has no campaigns, so no
+response model; `scoring_runs.missing_models` says why). Every answer about such a run
+then has the model's score columns null and a `missing` list: per absent model, the
+recorded reason, a plain-words message for the page and the columns left null. Target
+lists rank by what the run has (`GET /targets/options`); `POST /score` scores with the
+champions that exist and lists the others; a model card of a model without that version
+is 404 with one line.
 """
 
 import inspect
 import io
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -48,7 +58,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.load import Warehouse, WarehouseError
 from propensity.config import CONFIG_FILE, ApiConfig, Config
@@ -63,6 +73,32 @@ SUMMARY_GROUPS = [
     ("s", "churn_tier"), ("s", "response_tier"), ("s", "predicted_value_tier"), ("s", "profit_tier"),
 ]
 SUMMARY_MEANS = ["churn_risk", "response_prob", "predicted_value", "expected_profit"]
+# Published columns left null when a model is absent from a run (expected profit needs response).
+NULL_COLUMNS = {
+    name: [sink.DECILES[key] for key in keys] + [f"{key}_decile" for key in keys] + [sink.TIERS[key] for key in keys]
+    for name, keys in {"churn": ("churn",), "response": ("response", "profit"), "value": ("value",)}.items()
+}
+# What a missing model takes away, in plain words.
+MISSING_WHAT = {
+    "churn": "there is no churn risk (and no value at risk)",
+    "response": "there is no response probability and no expected profit",
+    "value": "there is no predicted value (and no value at risk)",
+}
+# Target-list rankings: what each needs, how the page names it, what its gain curve adds up.
+RANK_BY = ("auto", "uplift", "expected_profit", "value_at_risk", "value", "churn")
+RankBy = Literal["auto", "uplift", "expected_profit", "value_at_risk", "value", "churn"]
+PROFIT_RANKINGS = ("uplift", "expected_profit")
+RANKING_NEEDS = {"uplift": ("response",), "expected_profit": ("response",), "value_at_risk": ("churn", "value"),
+                 "value": ("value",), "churn": ("churn",)}
+RANKING_LABEL = {
+    "uplift": "incremental profit (uplift × value per response × margin − cost)",
+    "expected_profit": "expected profit (P(response) × value per response × margin − cost)",
+    "value_at_risk": "value at risk (churn risk × predicted value)",
+    "value": "predicted value",
+    "churn": "churn risk",
+}
+RANKING_MEASURE = {"uplift": "incremental profit", "expected_profit": "expected profit",
+                   "value_at_risk": "value at risk", "value": "predicted value", "churn": "churn risk"}
 GAIN_POINTS_MAX = 201
 CUSTOMER_ID = Annotated[str, PathParam(min_length=1, max_length=200, description="The customer's id, as in the warehouse.")]
 SECURITY_TEXT = ("Bearer token from `propensity tokens create --role ROLE --name NAME`. "
@@ -112,6 +148,15 @@ class Me(_Out):
     token_id: str
 
 
+class MissingModel(_Out):
+    """A model with no scores here (no champion when the run started, or none now for /score)."""
+
+    model: str = Field(description="churn, response or value.")
+    reason: str = Field(description="Why, as recorded in scoring_runs.missing_models (or from the registry).")
+    message: str = Field(description="What is missing and what to do, in plain words (what the web page shows).")
+    null_columns: list[str] = Field(description="Published score columns that are null because of it.")
+
+
 class Reason(_Out):
     rank: int
     feature: str
@@ -148,7 +193,8 @@ class CustomerDetail(_Out):
     as_of: date
     scores: dict[str, Any]
     segments: dict[str, Any]
-    models: list[ModelExplanation]
+    models: list[ModelExplanation] = Field(description="The models scored in the run (absent ones are in `missing`).")
+    missing: list[MissingModel] = Field(description="Models the run has no scores of, and why.")
     lineage_url: str
     explain_url: str
 
@@ -174,6 +220,7 @@ class SegmentSummary(_Out):
     as_of: date
     customers: int
     by: dict[str, list[SegmentGroup]]
+    missing: list[MissingModel] = Field(description="Models the run has no scores of: their means are null.")
 
 
 class Campaign(_Out):
@@ -186,13 +233,27 @@ class Campaign(_Out):
 class TargetRequest(_In):
     """A target list to build: exactly one of budget and top."""
 
-    campaign: str = Field(min_length=1, max_length=200, description="A campaign id or a campaign kind.")
+    campaign: str = Field(min_length=1, max_length=200,
+                          description="A campaign id or kind (needed to rank by expected profit or uplift); any "
+                                      "name for the list when the warehouse has no campaigns or when ranking by "
+                                      "value_at_risk, value or churn.")
+    rank_by: RankBy = Field(default="auto", description=(
+        "auto (uplift, else expected profit, else value_at_risk, value or churn: what the run's models allow), "
+        "or one of uplift, expected_profit, value_at_risk (churn risk x predicted value), value, churn. "
+        "GET /targets/options lists the ones the current run allows."))
     budget: float | None = Field(default=None, gt=0, description="Money for contacts (contacts = budget / cost).")
     top: int | None = Field(default=None, ge=1, le=10_000_000, description="Number of customers to select.")
     cost: float | None = Field(default=None, ge=0, description="Cost of one contact (default: [serving] contact_cost).")
     margin: float | None = Field(default=None, ge=0, le=1, description="Share of value that is profit (default: [serving] margin).")
     control: float = Field(default=0.1, ge=0, lt=1, description="Share of the selected customers held out as control.")
     seed: int = Field(default=0, ge=0, description="Seed of the random control group.")
+
+    @field_validator("campaign")
+    @classmethod
+    def _a_name(cls, value: str) -> str:
+        if "/" in value or "\\" in value or any(ord(c) < 32 for c in value):
+            raise ValueError("a list or campaign name cannot contain '/', '\\' or control characters")
+        return value
 
     @model_validator(mode="after")
     def _budget_or_top(self) -> "TargetRequest":
@@ -204,18 +265,54 @@ class TargetRequest(_In):
 class GainPoint(_Out):
     share_contacted: float
     customers: int
-    cumulative_profit: float
-    cumulative_profit_random: float
+    cumulative: float = Field(description="Sum of what was ranked (see `ranking.measure`) over the top share.")
+    cumulative_random: float = Field(description="The same for a random order.")
+    cumulative_profit: float | None = Field(description="= cumulative for a profit ranking; null for a score "
+                                                        "ranking (no profit estimate without a response model).")
+    cumulative_profit_random: float | None
+
+
+class Ranking(_Out):
+    method: str = Field(description="uplift, expected_profit, value_at_risk, value or churn.")
+    label: str = Field(description="What the customers were ranked by, in words.")
+    measure: str = Field(description="What the gain curve adds up, e.g. 'expected profit' or 'value at risk'.")
+    axis: str = Field(description="The gain chart's vertical axis label.")
+    has_profit: bool = Field(description="False for a score ranking: profit figures are null.")
+    contacted_total: float | None = Field(description="`measure` summed over the contacted customers.")
+    because: str | None = Field(default=None, description="Why this ranking (for rank_by auto).")
 
 
 class TargetResponse(_Out):
     list_id: str
     campaign: str
     method: str
+    ranking: Ranking
     summary: dict[str, Any]
     notes: list[str]
     gain: list[GainPoint]
     download_url: str
+    missing: list[MissingModel] = Field(description="Models the run has no scores of, and why.")
+
+
+class RankChoice(_Out):
+    value: str = Field(description="What to send as rank_by.")
+    label: str
+    available: bool
+    needs_campaign: bool = Field(description="The list must be for a campaign id or kind (profit rankings, or any "
+                                             "ranking when the warehouse has a campaigns table).")
+    has_profit: bool = Field(description="Gives expected profit (uses the margin; the list also stops at the first "
+                                         "customer whose profit is not positive).")
+    why_not: str | None = Field(description="Why it is not available for the current run.")
+
+
+class TargetOptions(_Out):
+    run_id: str
+    as_of: date
+    campaigns: list[Campaign]
+    rank_by: list[RankChoice]
+    default_rank_by: str
+    free_name: bool = Field(description="Some available ranking takes any list name (no campaign needed).")
+    missing: list[MissingModel]
 
 
 class ScoreRequest(_In):
@@ -232,7 +329,8 @@ class ScoreResponse(_Out):
     customer_id: str
     as_of: date
     alias: str
-    models: list[ModelExplanation]
+    models: list[ModelExplanation] = Field(description="One per model with a champion.")
+    missing: list[MissingModel] = Field(description="Models without a champion, and why.")
 
 
 class RunRow(BaseModel):
@@ -250,11 +348,15 @@ class RunRow(BaseModel):
     value_version: str | None = None
     customers: int | None = None
     data_fingerprint: str | None = None
+    missing_models: str | None = None
+    missing: list[MissingModel] = Field(default_factory=list,
+                                        description="Models not scored in this attempt (parsed missing_models).")
 
 
 class RunDetail(_Out):
     run_id: str
     published_attempt: int | None
+    missing: list[MissingModel] = Field(description="Models not scored in the published (else latest) attempt.")
     attempts: list[RunRow]
 
 
@@ -266,6 +368,7 @@ class RunExplanationOut(_Out):
     mismatches: int = Field(description="Stored reason rows that differ from the recomputation (0 = exact).")
     verdict: str
     models: list[ModelExplanation]
+    missing: list[MissingModel] = Field(description="Models not scored in the run, and why.")
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -426,6 +529,47 @@ def _current_run(wh: Warehouse) -> dict:
     return {k: _plain(v) for k, v in runs.iloc[0].to_dict().items()}
 
 
+# -- models a run lacks -------------------------------------------------------------------------
+
+_MISSING_ITEM = re.compile(r"(?:^|;\s*)(churn|response|value):\s")
+
+
+def recorded_missing(text: Any) -> dict[str, str]:
+    """`scoring_runs.missing_models` ("response: why; churn: why") as model -> why."""
+    if _plain(text) is None:
+        return {}
+    parts = _MISSING_ITEM.split(str(text))
+    return {parts[i]: parts[i + 1].strip().rstrip(";").strip() for i in range(1, len(parts) - 1, 2)}
+
+
+def _has_campaigns(wh: Warehouse) -> bool:
+    """The warehouse has campaign history (a campaigns table with rows)."""
+    return wh.has("campaigns") and int(wh.query("select count(*) as n from campaigns")["n"][0]) > 0
+
+
+def missing_model(name: str, reason: str, has_campaigns: bool, where: str = "in this run") -> MissingModel:
+    """What the page says about an absent model: what is missing, then the recorded reason."""
+    reason = _one_line(reason).rstrip(". ")
+    if name == "response" and not has_campaigns:
+        head = f"No response model: this business has no campaign history yet, so {MISSING_WHAT[name]}"
+    else:
+        head = f"No {name} model {where}, so {MISSING_WHAT[name]}"
+    return MissingModel(model=name, reason=reason, message=f"{head}. {reason[:1].upper()}{reason[1:]}.",
+                        null_columns=NULL_COLUMNS[name])
+
+
+def run_missing(run: dict, has_campaigns: bool) -> list[MissingModel]:
+    """The models a scoring run (a scoring_runs row) has no version of, with the recorded reasons."""
+    recorded = recorded_missing(run.get("missing_models"))
+    out = []
+    for name in MODEL_NAMES:
+        if _plain(run.get(f"{name}_version")) is not None:
+            continue
+        reason = recorded.get(name) or f"scoring run {run.get('run_id')} recorded no {name} model version"
+        out.append(missing_model(name, reason, has_campaigns))
+    return out
+
+
 # -- values ---------------------------------------------------------------------------------
 
 def _plain(value: Any) -> Any:
@@ -486,6 +630,14 @@ class _Models:
             raise RegistryError(f"no {name}@champion in the registry; train and promote it first")
         version = str(info["version"])
         return self.get(name, version), version
+
+    def uplift_kind(self) -> str | None:
+        """The campaign kind the registered uplift champion was trained for, or None without one."""
+        from training.track import alias_version
+
+        self.registry()
+        info = alias_version("uplift", "champion")
+        return None if info is None else (info["tags"].get("campaign_kind") or None)
 
     def base_raw(self, name: str, version: str, model: Any = None) -> float:
         """The model's expected raw score (TreeSHAP's base value), constant per version."""
@@ -642,17 +794,24 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
             run, scores, segments = _customer_rows(wh, customer_id)
             reasons = wh.native_query(f"select * from {sink.VIEWS[sink.REASONS]} where customer_id = ? "
                                       "order by model, rank", [customer_id])
+            campaigns_known = _has_campaigns(wh)
         score_row = _row(scores, drop=("run_id", "customer_id", "as_of"))
+        run_id = str(run["run_id"])
+        missing = run_missing(run, campaigns_known)
         explained = []
         for name in MODEL_NAMES:
-            version = run.get(f"{name}_version")
-            explained.append(_explained(models, name, None if version is None else str(version),
-                                        score_row[sink.SCORE_COLUMN[name]], reasons[reasons["model"] == name]))
-        run_id = str(run["run_id"])
+            version, score = run.get(f"{name}_version"), score_row.get(sink.SCORE_COLUMN[name])
+            if version is None:
+                continue  # in `missing`
+            if score is None:
+                missing.append(missing_model(name, f"customer {customer_id!r} has no {name} score in scoring run "
+                                                   f"{run_id}", campaigns_known))
+                continue
+            explained.append(_explained(models, name, str(version), score, reasons[reasons["model"] == name]))
         return CustomerDetail(
             customer_id=customer_id, run_id=run_id, as_of=_as_date(run["as_of"]), scores=score_row,
             segments=_row(segments, drop=("run_id", "customer_id", "as_of")) if not segments.empty else {},
-            models=explained, lineage_url=f"/runs/{run_id}",
+            models=explained, missing=missing, lineage_url=f"/runs/{run_id}",
             explain_url=f"/runs/{run_id}/customers/{customer_id}/explain")
 
     @route("get", "/customers/{customer_id}/segments", (Role.marketer, Role.auditor),
@@ -680,7 +839,9 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
                 by[column] = [SegmentGroup(**{k: _plain(v) for k, v in r.items()} | {
                     "value": None if _plain(r["value"]) is None else str(r["value"]),
                     "customers": int(r["customers"])}) for r in frame.to_dict("records")]
-        return SegmentSummary(run_id=str(run["run_id"]), as_of=_as_date(run["as_of"]), customers=total, by=by)
+            missing = run_missing(run, _has_campaigns(wh))
+        return SegmentSummary(run_id=str(run["run_id"]), as_of=_as_date(run["as_of"]), customers=total, by=by,
+                              missing=missing)
 
     # -- campaigns and target lists ------------------------------------------------------
     @route("get", "/campaigns", marketing, response_model=list[Campaign], tags=["targeting"])
@@ -691,32 +852,100 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         with gate.open() as wh:
             return [Campaign(**c) for c in campaign_choices(wh)]
 
+    @route("get", "/targets/options", marketing, response_model=TargetOptions, tags=["targeting"])
+    def target_options() -> TargetOptions:
+        """What a target list can be built from on the current run: campaigns, the rankings its models allow.
+
+        Without a response model (or without campaigns) the profit rankings are not
+        available, each with the reason, and lists rank by value at risk, value or churn
+        under any list name.
+        """
+        from serving.target import campaign_choices
+
+        with gate.open() as wh:
+            run = _current_run(wh)
+            choices = [Campaign(**c) for c in campaign_choices(wh)]
+            campaigns_table = wh.has("campaigns")
+            missing = run_missing(run, bool(choices))
+        have = {name for name in MODEL_NAMES if _plain(run.get(f"{name}_version")) is not None}
+        uplift_kind = models.uplift_kind() if choices else None
+        kinds = {c.kind for c in choices}
+        rank = []
+        for method in RANK_BY[1:]:
+            lacking = [n for n in RANKING_NEEDS[method] if n not in have]
+            if lacking:
+                why_not = f"needs {' and '.join(lacking)} scores, which this run does not have"
+            elif method in PROFIT_RANKINGS and not choices:
+                why_not = "needs a campaign: the warehouse has no campaigns (import campaigns and contacts)"
+            elif method == "uplift" and uplift_kind not in kinds:
+                why_not = ("no uplift model is registered for a campaign kind in the warehouse; train one with "
+                           "`propensity train uplift --kind KIND`")
+            else:
+                why_not = None
+            rank.append(RankChoice(value=method, label=RANKING_LABEL[method], available=why_not is None,
+                                   needs_campaign=method in PROFIT_RANKINGS or campaigns_table,
+                                   has_profit=method in PROFIT_RANKINGS, why_not=why_not))
+        usable = [r for r in rank if r.available]
+        profit = any(r.value in PROFIT_RANKINGS for r in usable)
+        if profit:
+            auto_label = "automatic: uplift where a model fits the campaign's kind, else expected profit"
+        elif usable:
+            auto_label = f"automatic: {usable[0].label}"
+        else:
+            auto_label = "automatic"
+        auto = RankChoice(value="auto", label=auto_label, available=bool(usable),
+                          needs_campaign=profit or campaigns_table, has_profit=profit,
+                          why_not=None if usable else "the run has no scores a list can be ranked by")
+        rank.insert(0, auto)
+        return TargetOptions(run_id=str(run["run_id"]), as_of=_as_date(run["as_of"]), campaigns=choices,
+                             rank_by=rank, default_rank_by="auto",
+                             free_name=any(r.available and not r.needs_campaign for r in rank), missing=missing)
+
     @route("post", "/targets", marketing, response_model=TargetResponse, tags=["targeting"])
     def create_target(body: TargetRequest) -> TargetResponse:
-        """Rank the current run's customers for a campaign, cut by budget or count, hold out a control group, save.
+        """Rank the current run's customers for a campaign or list, cut by budget or count, hold out a control group, save.
 
-        Returns the list's summary (contacted, control, expected responders and profit),
-        the gain curve (cumulative profit by share contacted, against a random order)
-        and where to download the list as CSV.
+        Ranked by `rank_by` (auto: uplift, else expected profit, else value at risk,
+        value or churn: what the run's models allow). Returns the list's summary
+        (contacted, control, expected responders and profit where a response model
+        exists), what was ranked, the gain curve (the cumulative ranked measure by share
+        contacted, against a random order) and where to download the list as CSV.
         """
         from serving.target import build_target_list, save_target_list
 
         models.registry()
         with gate.open(write=True) as wh:
             target = build_target_list(wh, cfg, body.campaign, budget=body.budget, top=body.top, cost=body.cost,
-                                       margin=body.margin, control=body.control, seed=body.seed)
+                                       margin=body.margin, control=body.control, seed=body.seed,
+                                       rank_by=body.rank_by)
             list_id = save_target_list(wh, target)
+            missing = run_missing(_current_run(wh), _has_campaigns(wh))
+        method = str(target.method)
+        has_profit = method in PROFIT_RANKINGS
         gain = target.gain
+        measure = (str(gain["measure"].iloc[0]) if "measure" in gain and len(gain)
+                   else RANKING_MEASURE.get(method, method.replace("_", " ")))
         if len(gain) > GAIN_POINTS_MAX:  # enough for a chart; keeps the answer small
             keep = np.unique(np.linspace(0, len(gain) - 1, GAIN_POINTS_MAX).round().astype(int))
             gain = gain.iloc[keep]
+        points = []
+        for r in gain.to_dict("records"):
+            total, random = float(r["cumulative_profit"]), float(r["cumulative_profit_random"])
+            points.append(GainPoint(share_contacted=float(r["share_contacted"]), customers=int(r["customers"]),
+                                    cumulative=total, cumulative_random=random,
+                                    cumulative_profit=total if has_profit else None,
+                                    cumulative_profit_random=random if has_profit else None))
+        frame = target.frame
+        treated = frame[frame["group"] == "treatment"] if "group" in frame else frame
+        contacted_total = float(treated["score_used"].sum()) if "score_used" in treated else None
+        axis = f"cumulative {measure}" + (" (expected churners)" if method == "churn" else "")
+        ranking = Ranking(method=method, label=RANKING_LABEL.get(method, str(target.summary.get("ranked_by") or method)),
+                          measure=measure, axis=axis, has_profit=has_profit, contacted_total=contacted_total,
+                          because=_plain(target.summary.get("ranked_because")))
         return TargetResponse(
-            list_id=list_id, campaign=target.campaign, method=target.method,
+            list_id=list_id, campaign=target.campaign, method=method, ranking=ranking,
             summary={k: _plain(v) for k, v in target.summary.items()}, notes=list(getattr(target, "notes", [])),
-            gain=[GainPoint(**{k: _plain(v) for k, v in r.items()})
-                  for r in gain[["share_contacted", "customers", "cumulative_profit",
-                                 "cumulative_profit_random"]].to_dict("records")],
-            download_url=f"/targets/{list_id}.csv")
+            gain=points, download_url=f"/targets/{quote(list_id, safe='')}.csv", missing=missing)
 
     @route("get", "/targets/{list_id}.csv", marketing, tags=["targeting"], response_class=Response,
            responses={200: {"content": {"text/csv": {}}, "description": "The list, by rank."}})
@@ -738,19 +967,36 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
     # -- scoring on demand ---------------------------------------------------------------
     @route("post", "/score", audit, response_model=ScoreResponse, tags=["customers"])
     def score(body: ScoreRequest) -> ScoreResponse:
-        """Score and explain one customer with the champion models, on features as of today (or `as_of`)."""
+        """Score and explain one customer with the champion models, on features as of today (or `as_of`).
+
+        Models without a champion are listed in `missing` with the reason; 404 when none has one.
+        """
+        from serving.registry import missing_reasons
         from training.customer_reasons import customer_row, explain_customer
+        from training.track import RegistryError
 
         as_of = body.as_of or date.today()
         if as_of > date.today():
             raise HTTPException(422, f"as_of {as_of} is in the future; give today or an earlier date")
-        loaded = {name: models.champion(name) for name in MODEL_NAMES}
+        loaded = {}
+        for name in MODEL_NAMES:
+            try:
+                loaded[name] = models.champion(name)
+            except RegistryError:
+                continue
+        if not loaded:
+            raise RegistryError("no model has a champion yet; train and promote at least one "
+                                "(`propensity train all && propensity promote all`)")
+        why = missing_reasons(set(loaded))
         with gate.open() as wh:
             row = customer_row(wh, cfg.features, body.customer_id, as_of)
+            campaigns_known = _has_campaigns(wh)
         out = []
         for exp in explain_customer(row, loaded, k=body.reasons, campaign_kind=body.campaign_kind):
             out.append(_explained(models, exp.model, exp.version, exp.score, exp.reasons, loaded[exp.model][0]))
-        return ScoreResponse(customer_id=body.customer_id, as_of=as_of, alias="champion", models=out)
+        missing = [missing_model(name, why[name], campaigns_known, where="registered")
+                   for name in MODEL_NAMES if name in why]
+        return ScoreResponse(customer_id=body.customer_id, as_of=as_of, alias="champion", models=out, missing=missing)
 
     # -- model cards and lineage ---------------------------------------------------------
     @route("get", "/models/{name}/card", audit, response_class=HTMLResponse, tags=["models"],
@@ -766,13 +1012,25 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         if name not in MODEL_NAMES:
             raise HTTPException(404, f"unknown model {name!r}; use one of {', '.join(MODEL_NAMES)}")
         models.registry()
+        if not version.isdigit():
+            from serving.registry import missing_reasons
+            from training.track import alias_version
+
+            if alias_version(name, version) is None:
+                why = missing_reasons({n for n in MODEL_NAMES if n != name}, alias=version)[name]
+                raise HTTPException(404, f"no {name} model card: {why}")
         return HTMLResponse(render_card(name, version))
 
     def _runs_frame(wh: Warehouse, sql: str, params: list) -> list[RunRow]:
         if not wh.has(sink.RUNS):
             return []
         frame = wh.native_query(sql, params)
-        return [RunRow(**{k: _plain(v) for k, v in r.items()}) for r in frame.to_dict("records")]
+        campaigns_known = _has_campaigns(wh)
+        out = []
+        for r in frame.to_dict("records"):
+            row = {k: _plain(v) for k, v in r.items() if k != "missing"}
+            out.append(RunRow(**row, missing=run_missing(row, campaigns_known)))
+        return out
 
     @route("get", "/runs", audit, response_model=list[RunRow], tags=["lineage"])
     def runs(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[RunRow]:
@@ -787,8 +1045,10 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
             rows = _runs_frame(wh, f"select * from {sink.RUNS} where run_id = ? order by attempt", [run_id])
         if not rows:
             raise HTTPException(404, f"no scoring run {run_id!r}; list runs with GET /runs")
-        published = [r.attempt for r in rows if r.status == "succeeded"]
-        return RunDetail(run_id=run_id, published_attempt=published[-1] if published else None, attempts=rows)
+        published = [r for r in rows if r.status == "succeeded"]
+        shown = published[-1] if published else rows[-1]
+        return RunDetail(run_id=run_id, published_attempt=published[-1].attempt if published else None,
+                         missing=shown.missing, attempts=rows)
 
     @route("get", "/runs/{run_id}/customers/{customer_id}/explain", audit, response_model=RunExplanationOut,
            tags=["lineage"])
@@ -807,6 +1067,7 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
                 result = explain_run_customer(wh, cfg, run_id, customer_id)
             except WarehouseError as e:  # snapshot missing or changed: the lineage is broken, not the service
                 raise HTTPException(409, _one_line(str(e))) from None
+            missing = run_missing({k: _plain(v) for k, v in result.run.items()}, _has_campaigns(wh))
         run_row = result.run
         out = []
         for exp in result.explanations:
@@ -814,7 +1075,7 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         lines = result.lines()
         return RunExplanationOut(run_id=run_id, attempt=int(run_row["attempt"]), customer_id=customer_id,
                                  stored_rows=len(result.stored), mismatches=result.mismatches, verdict=lines[-1],
-                                 models=out)
+                                 models=out, missing=missing)
 
     # -- the web page --------------------------------------------------------------------
     @app.get("/", include_in_schema=False)

@@ -22,10 +22,12 @@ from datetime import date
 from pathlib import Path
 
 from features.load import Warehouse
-from features.snapshots import iter_features, snapshot_fingerprint, write_features
+from features.snapshots import check_as_of, iter_features, snapshot_fingerprint, write_features
 from propensity.config import Config
 from serving import sink
-from serving.registry import champions
+from serving.registry import MODEL_NAMES, champions, missing_reasons
+from serving.response_value import ResponseValue, snapshot_median
+from serving.response_value import observed as observed_response_value
 from serving.score import score_chunk
 from serving.sink import ScoringError
 from training.feature_sets import default_campaign_kind
@@ -58,12 +60,22 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
     data_fingerprint: str = ""
     snapshot: Path | None = None
+    missing: dict[str, str] = field(default_factory=dict)  # model -> why it has no scores in this run
+    response_value: ResponseValue | None = None  # k and AOV fallback of expected_profit (serving.response_value)
+
+    def missing_text(self) -> str:
+        """The models left out of the run and why, as stored in scoring_runs.missing_models."""
+        return "; ".join(f"{k}: {v}" for k, v in self.missing.items())
 
     def report(self) -> str:
         versions = ", ".join(f"{k} v{v}" for k, v in self.versions.items())
         lines = [
             f"scoring run {self.run_id} (attempt {self.attempt}) as of {self.as_of}: {self.status}",
-            f"  models: {versions}; response scored for campaign kind {self.campaign_kind!r}",
+            f"  models: {versions}"
+            + (f"; response scored for campaign kind {self.campaign_kind!r}" if "response" in self.versions else ""),
+            *(f"  not scored: {k} (columns left null) - {v}" for k, v in self.missing.items()),
+            *([f"  value per response = average order value x {self.response_value.describe()}"]
+              if self.response_value is not None else []),
             f"  customers: {self.customers:,}; rows: "
             + ", ".join(f"{k} {v:,}" for k, v in self.rows.items()),
             f"  data fingerprint: {self.data_fingerprint}; feature snapshot: {self.snapshot}",
@@ -103,6 +115,7 @@ def run_scoring(
     chunk_size: int | None = None,
     break_lock: bool = False,
     counter: Counter | None = None,
+    any_date: bool = False,
 ) -> RunSummary:
     """Score every customer with history before `as_of` with the champion models.
 
@@ -116,14 +129,18 @@ def run_scoring(
         chunk_size: customers scored and explained at a time (default: [serving] chunk_size).
         break_lock: take over a lock held by a process on another host (known to be gone).
         counter: called with (customers done, total) as scoring and explaining advance.
+        any_date: score even when `as_of` is before the data or more than a horizon after it.
 
     Returns:
         The run's summary (status 'succeeded').
 
     Raises:
         ScoringError: another run holds the lock, or no customer has history before `as_of`.
-        RegistryError: a model has no champion.
+        CutoffError: `as_of` is outside what the data can speak for (see `check_as_of`).
+        RegistryError: no model has a champion.
     """
+    if not any_date:  # before anything is written
+        check_as_of(warehouse, as_of, cfg.features.horizon_days)
     started = time.perf_counter()
     loaded = champions(cfg)
     return score_with(warehouse, cfg, as_of, {k: m for k, (m, _) in loaded.items()},
@@ -152,17 +169,25 @@ def score_with(
     if chunk_size < 1:
         raise ScoringError(f"chunk size must be at least 1, got {chunk_size}")
     say = progress or (lambda _m: None)
-    campaign_kind = default_campaign_kind(models["response"])
+    if not models:
+        raise ScoringError("no champion model to score with; train and promote at least one")
+    campaign_kind = default_campaign_kind(models["response"]) if "response" in models else None
     run_id = make_run_id(as_of, versions, campaign_kind)
-    summary = RunSummary(run_id, 0, as_of, "running", dict(versions), campaign_kind)
+    summary = RunSummary(run_id, 0, as_of, "running", dict(versions), campaign_kind,
+                         missing=missing_reasons(models))
     summary.timings["load models"] = load_seconds
+    summary.response_value = observed_response_value(warehouse, campaign_kind, as_of,
+                                                     cfg.features.frequency_window_days)
 
     db = sink.database(warehouse)
     sink.claim_lock(db, run_id, break_lock=break_lock)
     try:
         summary.attempt = sink.start_attempt(db, {
             "run_id": run_id, "as_of": as_of,
-            **{f"{k}_version": versions[k] for k in ("churn", "response", "value")},
+            **{f"{k}_version": versions.get(k) for k in MODEL_NAMES},
+            "missing_models": summary.missing_text() or None,
+            "response_value_k": summary.response_value.k,
+            "response_value_source": summary.response_value.describe(),
             "campaign_kind": campaign_kind, "margin": margin, "contact_cost": contact_cost,
             "chunk_size": chunk_size, "reasons_per_model": cfg.serving.reasons_per_model,
         })
@@ -199,6 +224,8 @@ def _run(
     summary.data_fingerprint = snapshot_fingerprint(summary.snapshot, as_of)
     sink.update_attempt(db, run_id, summary.attempt, snapshot_path=str(summary.snapshot.resolve()),
                         snapshot_sha256=file_sha256(summary.snapshot), data_fingerprint=summary.data_fingerprint)
+    summary.response_value = summary.response_value.with_fallback(
+        snapshot_median(summary.snapshot, summary.response_value.window_days))
     summary.timings["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -208,7 +235,8 @@ def _run(
     for i, part in enumerate(iter_features(summary.snapshot, as_of, chunk_size), 1):
         for start in range(0, len(part), PIECE):
             piece = part.iloc[start:start + PIECE].reset_index(drop=True)
-            result = score_chunk(piece, models, as_of, summary.campaign_kind, margin, contact_cost, k=k)
+            result = score_chunk(piece, models, as_of, summary.campaign_kind, margin, contact_cost, k=k,
+                                 response_value=summary.response_value)
             for name, frame in ((sink.SCORES, result.scores), (sink.SEGMENTS, result.segments),
                                 (sink.REASONS, result.reasons)):
                 frame.insert(0, "run_id", run_id)

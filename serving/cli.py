@@ -40,6 +40,7 @@ def score(
     input_dir: Annotated[Path | None, typer.Option("--input", help="--engine spark: folder of canonical tables as Parquet (`propensity data export-parquet`).")] = None,
     output_dir: Annotated[Path | None, typer.Option("--output", help="--engine spark: folder for the Parquet segment tables.")] = None,
     break_lock: Annotated[bool, typer.Option("--break-lock", help="Take over the scoring lock held by a process on another host that is known to be gone.")] = False,
+    any_date: Annotated[bool, typer.Option("--any-date", help="Score even when --as-of is before the first transaction or more than [features] horizon_days after the last one (refused by default: the scores would be extrapolation).")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Score every customer with the champion models; write scores, segments and reasons.
@@ -78,32 +79,34 @@ def score(
 
     with Warehouse(cfg.warehouse.url) as wh, customer_bar() as bar:
         summary = run_scoring(wh, cfg, cutoff, progress=progress, margin=margin, contact_cost=contact_cost,
-                              chunk_size=chunk_size, break_lock=break_lock, counter=bar)
+                              chunk_size=chunk_size, break_lock=break_lock, counter=bar, any_date=any_date)
     say(summary.report())
     say("read the results: current_customer_scores, current_customer_segments, current_score_reasons "
         f"in {cfg.warehouse.url}")
 
 
 def target(
-    campaign: Annotated[str, typer.Argument(help="A campaign id from the campaigns table, or a campaign kind (e.g. email).")],
+    campaign: Annotated[str, typer.Argument(help="A campaign id from the campaigns table, or a campaign kind (e.g. email); any name for the list when the warehouse has no campaigns table.")],
     budget: Annotated[float | None, typer.Option(help="Money for contacts: contacts = budget / cost (the control group costs nothing).")] = None,
-    top: Annotated[int | None, typer.Option(help="Number of customers to select instead of a budget.")] = None,
+    top: Annotated[int | None, typer.Option(help="Number of customers to contact instead of a budget (the control group is on top).")] = None,
     cost: Annotated[float | None, typer.Option(help="Cost of one contact (default: serving.contact_cost in propensity.toml).")] = None,
-    margin: Annotated[float | None, typer.Option(help="Share of predicted value that is profit (default: serving.margin in propensity.toml).")] = None,
-    control: Annotated[float, typer.Option(help="Share of the selected customers held out as a random control group.")] = 0.1,
+    margin: Annotated[float | None, typer.Option(help="Share of the value per response that is profit (default: serving.margin in propensity.toml).")] = None,
+    control: Annotated[float, typer.Option(help="Share of the selected customers held out as a random control group, on top of the contacts.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the control group draw.")] = 0,
-    rank_by: Annotated[str, typer.Option(help="auto (uplift when the kind has control groups and an uplift model), uplift, or expected_profit.")] = "auto",
+    rank_by: Annotated[str, typer.Option(help="auto (uplift when an uplift model for the kind is registered, else expected_profit, else without response scores or campaigns value_at_risk, value or churn), uplift, expected_profit, value_at_risk (churn risk x predicted value), value, or churn.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Folder for the CSV (default: <features output_dir>/targets).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Choose whom to contact: rank the current scoring run's customers and cut by budget.
 
-    Ranks by expected profit (P(response) x value x margin - cost), or, when contacts of
-    the campaign's kind have control groups and an uplift model for that kind is
-    registered, by incremental profit (uplift x value x margin - cost). Stops at the
-    budget (or --top) and at the first customer whose profit is not positive, holds out
-    a random control group, writes target_lists and a CSV, and prints what the list is
-    expected to bring.
+    Ranks by expected profit (P(response) x value per response x margin - cost; value per
+    response = average order value x k, k measured on the kind's past responses), or,
+    when an uplift model for the campaign's kind is registered, by incremental profit
+    (uplift x value per response x margin - cost). Without response scores or a campaigns
+    table it ranks by value at risk (churn risk x predicted value), value or churn, with
+    no profit estimate. Stops at the budget (or --top) and, for profit, at the first
+    customer whose profit is not positive; holds out a random control group on top of the
+    contacts; writes target_lists and a CSV, and prints what the list is expected to bring.
     """
     from features.load import Warehouse
     from serving.target import build_target_list, save_target_list

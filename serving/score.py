@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.snapshots import SEGMENT_COLUMNS
+from serving.response_value import ResponseValue, aov_feature, unobserved, value_per_response
 from training.explain import contributions, reason_codes
 from training.feature_sets import with_campaign_kind
 from training.models import LgbmModel, transform_raw
@@ -17,10 +18,15 @@ REASON_COLUMNS = ["customer_id", "model", "rank", "feature", "feature_value", "c
                   "text"]
 
 
-def expected_profit(response_prob: np.ndarray, predicted_value: np.ndarray, margin: float,
+def expected_profit(response_prob: np.ndarray, value_per_response: np.ndarray, margin: float,
                     contact_cost: float) -> np.ndarray:
-    """Profit expected from contacting a customer: P(response) x value x margin - cost of the contact."""
-    return np.asarray(response_prob, float) * np.asarray(predicted_value, float) * margin - contact_cost
+    """Profit expected from contacting a customer: P(response) x value per response x margin - cost.
+
+    The value per response is what one response brings (`serving.response_value`:
+    average order value x the campaign kind's k), not the customer's 90-day predicted
+    value. Null where the response probability is (no response model).
+    """
+    return np.asarray(response_prob, float) * np.asarray(value_per_response, float) * margin - contact_cost
 
 
 @dataclass
@@ -40,17 +46,21 @@ def score_chunk(
     margin: float,
     contact_cost: float,
     k: int = 5,
+    response_value: ResponseValue | None = None,
 ) -> ChunkResult:
     """Score and explain one chunk of customers with the churn, response and value models.
 
     Args:
         frame: feature rows (from `build_features`), one per customer.
-        models: "churn", "response", "value" -> fitted model.
+        models: "churn", "response", "value" -> fitted model; a model that is absent (no
+            champion) leaves its score column null and adds no reasons.
         as_of: the features' cutoff (recorded on every row).
         campaign_kind: the campaign kind the response model scores for.
         margin: share of the predicted value that is profit.
         contact_cost: cost of one contact.
         k: reason codes per customer and model.
+        response_value: k and the AOV fallback of the run (`serving.response_value`); by
+            default k = 1 and the chunk's median AOV.
 
     Returns:
         Score, segment and reason rows. Scores come from the same TreeSHAP pass as the
@@ -61,12 +71,18 @@ def score_chunk(
     reasons = []
     out_col = {"churn": "churn_risk", "response": "response_prob", "value": "predicted_value"}
     for name in ("churn", "response", "value"):
-        model = models[name]
+        model = models.get(name)
+        if model is None:
+            scores[out_col[name]] = np.nan
+            continue
         rows = with_campaign_kind(model, frame, campaign_kind)
         c = contributions(model, rows, chunk_rows=max(1, len(rows)))
         scores[out_col[name]] = transform_raw(model.kind, c.raw, model.calibration_)
         reasons.append(reason_codes(model, rows, name, k=k, contribs=c)[REASON_COLUMNS])
-    scores["expected_profit"] = expected_profit(scores["response_prob"], scores["predicted_value"], margin,
+    value = response_value or unobserved(campaign_kind, as_of, "not measured").with_fallback(
+        pd.to_numeric(frame[aov_feature()], errors="coerce").median())
+    scores["response_value"] = value_per_response(frame[value.feature], value)
+    scores["expected_profit"] = expected_profit(scores["response_prob"], scores["response_value"], margin,
                                                 contact_cost)
     segments = frame[["customer_id", *SEGMENT_COLUMNS]].reset_index(drop=True)
     segments.insert(1, "as_of", pd.Timestamp(as_of))

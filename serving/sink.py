@@ -61,6 +61,10 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("customers", "bigint"), ("score_rows", "bigint"), ("segment_rows", "bigint"), ("reason_rows", "bigint"),
         ("data_fingerprint", "varchar"), ("snapshot_path", "varchar"), ("snapshot_sha256", "varchar"),
         ("host", "varchar"), ("pid", "integer"), ("error", "varchar"),
+        # Models without a champion when the run started, and why (their score columns are null).
+        ("missing_models", "varchar"),
+        # What one response is worth (serving.response_value): k x average order value, k and its source.
+        ("response_value_k", "double precision"), ("response_value_source", "varchar"),
     ],
     LOCK: [("lock_name", "varchar primary key"), ("run_id", "varchar"), ("claimed_at", "timestamp"),
            ("pid", "integer"), ("host", "varchar")],
@@ -72,6 +76,8 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("profit_decile", "smallint"),
         ("churn_tier", "varchar"), ("response_tier", "varchar"), ("predicted_value_tier", "varchar"),
         ("profit_tier", "varchar"),
+        # value one response brings (average order value x k), the value in expected_profit
+        ("response_value", "double precision"),
     ],
     SEGMENTS: [
         ("run_id", "varchar not null"), ("customer_id", "varchar not null"), ("as_of", "date not null"),
@@ -92,7 +98,7 @@ _INDEXES = {SCORES: ("run_id", "customer_id"), SEGMENTS: ("run_id", "customer_id
 
 # Score tiers from deciles (10 = highest score): the top two deciles, the next three, the rest.
 # (`predicted_value_tier` is the model's; `value_tier` in customer_segments is the RFMW one.)
-TIER_SQL = "case when {d} >= 9 then 'high' when {d} >= 6 then 'medium' else 'low' end"
+TIER_SQL = "case when {d} is null then null when {d} >= 9 then 'high' when {d} >= 6 then 'medium' else 'low' end"
 
 # Fault injection for the crash and concurrency tests: PROPENSITY_FAILPOINT=<name> makes
 # the process SIGKILL itself at that point (a real kill, at a known moment);
@@ -371,8 +377,12 @@ def stage(db: _Db, name: str, frame: pd.DataFrame) -> None:
 
 
 def rank_stage(db: _Db) -> None:
-    """Deciles (1-10, 10 = highest, equal counts; ties by customer id) and tiers over the whole run."""
-    ranks = ", ".join(f"ntile(10) over (order by {col}, customer_id) as {key}_decile"
+    """Deciles (1-10, 10 = highest, equal counts; ties by customer id) and tiers over the whole run.
+
+    A score that is null (its model has no champion) gets a null decile and tier.
+    """
+    ranks = ", ".join(f"case when {col} is null then null else ntile(10) over "
+                      f"(partition by {col} is null order by {col}, customer_id) end as {key}_decile"
                       for key, col in DECILES.items())
     keep = [c for c in columns(SCORES) if not c.endswith(("_decile", "_tier"))]
     out = [*keep, *(f"{k}_decile" for k in DECILES),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import socket
 import sys
@@ -48,6 +49,8 @@ from features.snapshots import SEGMENT_COLUMNS
 from propensity.config import Config
 from serving import sink
 from serving.batch import make_run_id
+from serving.registry import missing_reasons
+from serving.response_value import ResponseValue, observed_spark, unobserved
 from serving.score import REASON_COLUMNS
 from serving.sink import DECILES, REASONS, RUNS, SCORE_COLUMN, SCORES, SEGMENTS, TIER_SQL, TIERS, ScoringError
 from training.feature_sets import default_campaign_kind, with_campaign_kind
@@ -68,7 +71,7 @@ SNAPSHOTS = "feature_snapshots"
 INSTALL_HINT = "install the spark extra: pip install 'propensity[spark]'"
 
 # Columns the reason sentences read besides the features (see training.explain).
-_CONTEXT_COLUMNS = ("recency_days", "gap_median_days", "needs_latest_dimension")
+_CONTEXT_COLUMNS = ("recency_days", "gap_median_days", "needs_latest_dimension", "history_days")
 
 # Spark type of every column of the segment tables (names and order: serving.sink.columns).
 _SPARK_TYPES = {
@@ -77,7 +80,8 @@ _SPARK_TYPES = {
     "value_version": "string", "campaign_kind": "string", "margin": "double", "contact_cost": "double",
     "chunk_size": "bigint", "reasons_per_model": "int", "customers": "bigint", "score_rows": "bigint",
     "segment_rows": "bigint", "reason_rows": "bigint", "data_fingerprint": "string", "snapshot_path": "string",
-    "snapshot_sha256": "string", "host": "string", "pid": "int", "error": "string",
+    "snapshot_sha256": "string", "host": "string", "pid": "int", "error": "string", "missing_models": "string",
+    "response_value_k": "double", "response_value_source": "string", "response_value": "double",
     "customer_id": "string", "churn_risk": "double", "response_prob": "double", "predicted_value": "double",
     "expected_profit": "double", "churn_decile": "smallint", "response_decile": "smallint",
     "value_decile": "smallint", "profit_decile": "smallint", "churn_tier": "string", "response_tier": "string",
@@ -174,18 +178,19 @@ def start_session(master: str) -> SparkSession:
 
 
 def champion_versions(cfg: Config) -> dict[str, str]:
-    """name -> the version `champion` points at now, for churn, response and value.
+    """name -> the version `champion` points at now, for those of churn, response and value that have one.
 
     Raises:
-        RegistryError: a model has no champion (train and promote it first).
+        RegistryError: no model has a champion (train and promote one first).
     """
     configure(cfg.mlflow, cfg.training.experiment)
     out = {}
     for name in MODELS:
         info = alias_version(name, CHAMPION)
-        if info is None:
-            raise RegistryError(f"no {name}@{CHAMPION} in the registry; train and promote it first")
-        out[name] = str(info["version"])
+        if info is not None:
+            out[name] = str(info["version"])
+    if not out:
+        raise RegistryError(f"no model has a @{CHAMPION} yet; train and promote at least one")
     return out
 
 
@@ -241,11 +246,14 @@ def _shape(frame: DataFrame, name: str) -> DataFrame:
 def score_frame(
     spark: SparkSession, features: DataFrame, versions: dict[str, str], models: dict[str, LgbmModel],
     campaign_kind: str | None, run_id: str, margin: float, contact_cost: float,
+    response_value: ResponseValue | None = None,
 ) -> DataFrame:
     """customer_scores rows: pyfunc predictions, expected profit, deciles and tiers.
 
-    Expected profit as `serving.score.expected_profit` (p * v * margin - cost, in that
-    order); deciles as `serving.sink.rank_stage`: ntile(10) over the score, ties by
+    The value per response as `serving.response_value.value_per_response` (the AOV
+    feature, the run's median where null, x k; default k = 1 and no fallback); expected
+    profit as `serving.score.expected_profit` (p * value per response * margin - cost, in
+    that order); deciles as `serving.sink.rank_stage`: ntile(10) over the score, ties by
     customer id, 10 = highest; tiers by `serving.sink.TIER_SQL`.
     """
     import mlflow
@@ -254,19 +262,27 @@ def score_frame(
 
     predictions = []
     for name in MODELS:
+        if name not in versions:  # no champion: the column stays null, as in the DuckDB scorer
+            predictions.append(F.lit(None).cast("double").alias(SCORE_COLUMN[name]))
+            continue
         with _quiet("mlflow.pyfunc"):  # its advice against env_manager="local": the project's env is the one
             udf = mlflow.pyfunc.spark_udf(spark, model_uri(name, versions[name]), result_type="double",
                                           env_manager="local")
         predictions.append(udf(F.struct(*model_inputs(models[name], campaign_kind))).alias(SCORE_COLUMN[name]))
-    scores = features.select("customer_id", "as_of", *predictions)
+    value = response_value or unobserved(campaign_kind, None, "not measured")
+    fallback = F.lit(None).cast("double") if math.isnan(value.fallback) else F.lit(float(value.fallback))
+    per_response = (F.coalesce(F.col(value.feature).cast("double"), fallback) * F.lit(float(value.k)))
+    scores = features.select("customer_id", "as_of", *predictions, per_response.alias("response_value"))
     scores = scores.withColumn(
         SCORE_COLUMN["profit"],
-        F.col(SCORE_COLUMN["response"]) * F.col(SCORE_COLUMN["value"]) * F.lit(float(margin))
+        F.col(SCORE_COLUMN["response"]) * F.col("response_value") * F.lit(float(margin))
         - F.lit(float(contact_cost)),
     )
     for key, col in DECILES.items():
-        by = Window.orderBy(F.col(col).asc_nulls_last(), F.col("customer_id").asc_nulls_last())
-        scores = scores.withColumn(f"{key}_decile", F.ntile(10).over(by))
+        by = (Window.partitionBy(F.col(col).isNull())
+              .orderBy(F.col(col).asc_nulls_last(), F.col("customer_id").asc_nulls_last()))
+        scores = scores.withColumn(f"{key}_decile", F.when(F.col(col).isNull(), F.lit(None))
+                                   .otherwise(F.ntile(10).over(by)))
     for key, tier in TIERS.items():
         scores = scores.withColumn(tier, F.expr(TIER_SQL.format(d=f"{key}_decile")))
     return _shape(scores.withColumn("run_id", F.lit(run_id)), SCORES)
@@ -317,7 +333,7 @@ def reason_frame(
     for model in models.values():
         wanted.update(c for c in model.features if c != "campaign_kind")
     columns = [c for c in features.columns if c in wanted]
-    ordered = {name: models[name] for name in MODELS}
+    ordered = {name: models[name] for name in MODELS if name in models}
     return features.select(*columns).mapInPandas(_explainer(ordered, campaign_kind, run_id, k), table_schema(REASONS))
 
 
@@ -445,8 +461,9 @@ def _score(
     t = time.perf_counter()
     versions = champion_versions(cfg)
     say("champion models: " + ", ".join(f"{k} v{v}" for k, v in versions.items()))
-    models = {name: load_model(name, versions[name]) for name in MODELS}
-    campaign_kind = default_campaign_kind(models["response"])
+    models = {name: load_model(name, versions[name]) for name in MODELS if name in versions}
+    campaign_kind = default_campaign_kind(models["response"]) if "response" in models else None
+    missing = missing_reasons(models)
     run_id = make_run_id(as_of, versions, campaign_kind)
     timings["load models"] = time.perf_counter() - t
 
@@ -465,7 +482,8 @@ def _score(
         summary.attempt = previous_attempt(spark, output_dir, run_id) + 1
         record: dict[str, Any] = {
             "run_id": run_id, "attempt": summary.attempt, "as_of": as_of, "started_at": _now(),
-            "status": "running", **{f"{k}_version": versions[k] for k in MODELS},
+            "status": "running", **{f"{k}_version": versions.get(k) for k in MODELS},
+            "missing_models": "; ".join(f"{k}: {v}" for k, v in missing.items()) or None,
             "campaign_kind": campaign_kind, "margin": float(margin), "contact_cost": float(contact_cost),
             "reasons_per_model": cfg.serving.reasons_per_model, "host": socket.gethostname(), "pid": os.getpid(),
         }
@@ -518,8 +536,13 @@ def _run(
 
     t = time.perf_counter()
     say("scores (pyfunc spark_udf: churn, response, value), expected profit, deciles and tiers")
+    value = observed_spark(spark, summary.campaign_kind, as_of, cfg.features.frequency_window_days)
+    median = features.agg(F.median(F.col(value.feature).cast("double"))).collect()[0][0]
+    value = value.with_fallback(median)
+    record.update(response_value_k=value.k, response_value_source=value.describe())
+    say(f"value per response = average order value x {value.describe()}")
     write_partition(score_frame(spark, features, summary.versions, models, summary.campaign_kind, run_id, margin,
-                                contact_cost), output_dir / SCORES)
+                                contact_cost, value), output_dir / SCORES)
     timings["score"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -90,6 +90,7 @@ def reference_features(
     out = pd.DataFrame(rows)
     width = tx[tx["amount"] > 0].groupby("customer_id")["category"].nunique()
     out["width_categories"] = out["customer_id"].map(width).fillna(0).astype("int64")
+    out["history_days"] = (cut - tx["ts"].min().normalize()).days  # the same for every customer
 
     # needs evaluations
     if needs is not None and len(needs):

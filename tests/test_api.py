@@ -44,7 +44,7 @@ def scored_world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with Warehouse(cfg.warehouse.url) as wh:
         load_sample_world(wh, SynthConfig(customers=CUSTOMERS, seed=2))
         train_and_log(["churn", "response", "value"], wh, cfg)
-        promote_models(["churn", "response", "value"], wh, cfg, margin=0.0)
+        promote_models(["churn", "response", "value"], wh, cfg, margin=0.0, force=True)  # small world: past the evidence checks
         summary = run_scoring(wh, cfg, AS_OF, chunk_size=1000)
     store = TokenStore(folder / "api_tokens.json")
     tokens = {role: store.create(f"test-{role.value}", role)[1] for role in Role}
@@ -100,6 +100,7 @@ ENDPOINTS = [  # method, path, body, roles allowed
     ("get", "/customers/{customer}/segments", None, {M, A, D}),
     ("get", "/segments/summary", None, {M, D}),
     ("get", "/campaigns", None, {M, D}),
+    ("get", "/targets/options", None, {M, D}),
     ("post", "/targets", {"campaign": "{campaign}", "budget": 40, "cost": 2.0, "margin": 0.3, "control": 0.2}, {M, D}),
     ("get", "/targets/{list}.csv", None, {M, D}),
     ("post", "/score", {"customer_id": "{customer}", "as_of": str(AS_OF)}, {A, D}),
@@ -330,6 +331,27 @@ def test_campaigns_are_the_warehouse_campaigns(world, client) -> None:
     table = read(world, "select campaign_id, kind from campaigns")
     assert sorted(c["campaign"] for c in body) == sorted(table["campaign_id"])
     assert {c["campaign"]: c["kind"] for c in body} == dict(zip(table["campaign_id"], table["kind"]))
+
+
+def test_a_full_run_misses_nothing_and_offers_profit_rankings(world, client, ids) -> None:
+    headers = auth(world, "admin")
+    assert client.get(f"/customers/{ids['customer']}", headers=headers).json()["missing"] == []
+    assert client.get("/segments/summary", headers=headers).json()["missing"] == []
+    assert client.get(f"/runs/{world['run_id']}", headers=headers).json()["missing"] == []
+    options = client.get("/targets/options", headers=headers).json()
+    assert options["missing"] == [] and options["free_name"] is False and options["default_rank_by"] == "auto"
+    assert sorted(c["campaign"] for c in options["campaigns"]) == sorted(
+        read(world, "select campaign_id from campaigns")["campaign_id"])
+    choices = {c["value"]: c for c in options["rank_by"]}
+    assert {k for k, c in choices.items() if c["available"]} == {"auto", "expected_profit", "value_at_risk", "value",
+                                                                  "churn"}
+    assert choices["uplift"]["why_not"].startswith("no uplift model is registered")  # none trained in this world
+    assert choices["auto"]["has_profit"] and all(c["needs_campaign"] for c in choices.values())
+    made = client.post("/targets", json={"campaign": _campaign(world), "top": 20}, headers=headers).json()
+    assert made["method"] == made["ranking"]["method"] == "expected_profit" and made["ranking"]["has_profit"]
+    assert made["ranking"]["axis"] == "cumulative expected profit"
+    assert made["ranking"]["contacted_total"] == pytest.approx(made["summary"]["expected_profit"], rel=1e-12)
+    assert all(g["cumulative_profit"] == g["cumulative"] for g in made["gain"])
 
 
 def test_target_list_summary_gain_and_csv(world, client) -> None:

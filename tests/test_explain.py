@@ -278,3 +278,16 @@ def test_plots_are_figures_without_pyplot_state(world) -> None:
         dep = ex.plot_dependence(c, test, feature, feature)
         assert isinstance(dep, Figure) and dep.axes[0].get_xlabel() == feature
     assert plt.get_fignums() == before
+
+
+@pytest.mark.parametrize(("feature", "history", "expected"), [
+    ("spend_365d", 92, "Spent 10.00 in the last 92 days of history: raises predicted value"),
+    ("spend_365d", 365, "Spent 10.00 in the last 365 days: raises predicted value"),
+    ("frequency_30d", 92, "2 purchases in the last 30 days: raises predicted value"),
+    ("monetary_avg_365d", 1, "Average purchase 5.00 in the last 1 day of history: raises predicted value"),
+    ("returns_share_365d", None, "Returned 0% of the amount bought in the last 365 days: raises predicted value"),
+])
+def test_reason_text_says_when_the_history_is_shorter_than_the_window(feature, history, expected) -> None:
+    row = pd.Series({"spend_365d": 10.0, "frequency_30d": 2, "monetary_avg_365d": 5.0, "returns_share_365d": 0.0,
+                     "history_days": history})
+    assert ex.reason_text(feature, row, 0.5, "value") == expected

@@ -310,3 +310,23 @@ def test_an_order_cancelled_to_the_cent_is_not_a_purchase(warehouse: Warehouse) 
     f = build_features(warehouse, AS_OF, CFG)
     assert f["purchases_total"].tolist() == [1]
     assert f["recency_days"].tolist() == [61]
+
+
+def test_history_days_and_windows_from_config(warehouse: Warehouse) -> None:
+    """history_days counts the data before the as-of; the models read the windows the config built."""
+    from training.feature_sets import feature_lists
+
+    load(warehouse, transactions=BOUNDARY)
+    f = build_features(warehouse, AS_OF, CFG).set_index("customer_id")
+    # the first line before 2024-07-01 is a1 on 2023-07-01: 366 days of history, for every customer
+    assert f["history_days"].tolist() == [366, 366]
+    later = build_features(warehouse, date(2023, 7, 31), CFG)
+    assert later["history_days"].tolist() == [30]
+    cfg = FeaturesConfig(frequency_window_days=180, short_windows_days=(14,))
+    numeric, _ = feature_lists("churn", build_features(warehouse, AS_OF, cfg))
+    windows = [c for c in numeric if c.startswith(("frequency_", "spend_", "monetary_avg_", "returns_share_",
+                                                   "needs_complaints_"))]
+    assert windows == ["frequency_trend", "spend_trend", "needs_complaints_total", "frequency_14d", "frequency_90d", "frequency_180d",
+                       "monetary_avg_14d", "monetary_avg_90d", "monetary_avg_180d", "spend_14d", "spend_90d",
+                       "spend_180d", "returns_share_180d", "needs_complaints_180d"]
+    assert "history_days" not in numeric  # the same for everyone at a cutoff: context, not a feature

@@ -37,7 +37,7 @@ def scored(tmp_path_factory):
     wh = Warehouse(cfg.warehouse.url)
     load_sample_world(wh, SynthConfig(customers=CUSTOMERS, seed=1))
     train_and_log(["churn", "response", "value"], wh, cfg)
-    promote_models(["churn", "response", "value"], wh, cfg, margin=0.0)
+    promote_models(["churn", "response", "value"], wh, cfg, margin=0.0, force=True)  # small world: past the evidence checks
     messages: list[str] = []
     counts: list[tuple[int, int]] = []
     summary = run_scoring(wh, cfg, AS_OF, progress=messages.append, chunk_size=1000,
@@ -111,10 +111,23 @@ def test_scores_equal_the_champions_own_predictions(scored) -> None:
 
 
 def test_expected_profit_by_hand(scored) -> None:
-    row = _view(scored["wh"], "current_customer_scores").iloc[5]
-    by_hand = row["response_prob"] * row["predicted_value"] * 0.3 - 1.0
+    """P(response) x value per response x margin - cost; value per response = AOV x k (serving.response_value)."""
+    wh, cfg = scored["wh"], scored["cfg"]
+    scores = _view(wh, "current_customer_scores").set_index("customer_id")
+    row = scores.iloc[5]
+    by_hand = row["response_prob"] * row["response_value"] * 0.3 - 1.0
     assert row["expected_profit"] == pytest.approx(by_hand, rel=1e-12)
     assert expected_profit(np.array([0.1]), np.array([50.0]), 0.3, 1.0)[0] == pytest.approx(0.5)
+    # k from the sample world's response revenue (contacts.revenue), recorded with the run
+    run = wh.query("select * from scoring_runs where status = 'succeeded'").iloc[0]
+    assert run["response_value_source"].startswith("k = ") and "contacts.revenue" in run["response_value_source"]
+    k = float(run["response_value_k"])
+    assert 0.3 < k < 10
+    aov = build_features(wh, AS_OF, cfg.features, with_labels=False).set_index("customer_id")["monetary_avg_365d"]
+    fallback = aov.median()
+    assert aov.isna().any()  # customers without a purchase in 365 days get the population median
+    want = aov.fillna(fallback).loc[scores.index] * k
+    np.testing.assert_allclose(scores["response_value"], want, rtol=1e-9)
 
 
 @pytest.mark.parametrize("score, decile, tier", [
@@ -230,8 +243,15 @@ def test_lock_of_a_dead_process_is_taken_over(scored) -> None:
 
 
 def test_no_customers_before_as_of_is_a_clear_error(scored) -> None:
-    with pytest.raises(ScoringError, match="no customer has transactions before 2000-01-01"):
+    from features.snapshots import CutoffError
+
+    # refused before anything is written ...
+    with pytest.raises(CutoffError, match=r"--as-of 2000-01-01 is not after the first transaction \(2023-01-01\)"):
         run_scoring(scored["wh"], scored["cfg"], date(2000, 1, 1))
+    assert scored["wh"].query("select count(*) n from scoring_runs where as_of = '2000-01-01'")["n"][0] == 0
+    # ... and, past that check, the run fails cleanly and says why
+    with pytest.raises(ScoringError, match="no customer has transactions before 2000-01-01"):
+        run_scoring(scored["wh"], scored["cfg"], date(2000, 1, 1), any_date=True)
     row = scored["wh"].query("select status from scoring_runs where as_of = '2000-01-01'")
     assert row["status"].tolist() == ["failed"]
 

@@ -88,7 +88,7 @@ def world(tmp_path_factory):
     parquet = folder / "parquet"
     wh.export_parquet(parquet)
     train_and_log(["churn", "response", "value"], wh, cfg)
-    promote_models(["churn", "response", "value"], wh, cfg, margin=0.0)
+    promote_models(["churn", "response", "value"], wh, cfg, margin=0.0, force=True)  # small world: past the evidence checks
     duck = run_scoring(wh, cfg, AS_OF)
     yield {"cfg": cfg, "wh": wh, "parquet": parquet, "folder": folder, "duck": duck}
     wh.close()
@@ -199,9 +199,15 @@ def test_predictions_equal_duckdb(world, spark_run) -> None:
         assert got[c].tolist() == want[c].tolist(), c
     for c in TIERS:
         assert got[c].tolist() == want[c].tolist(), c
-    # expected profit by hand for one customer: P(response) x value x margin - cost
+    # expected profit by hand for one customer: P(response) x value per response x margin - cost
+    np.testing.assert_allclose(got["response_value"], want["response_value"], rtol=0, atol=1e-9)
     row = got.iloc[7]
-    assert row["expected_profit"] == pytest.approx(row["response_prob"] * row["predicted_value"] * 0.3 - 1.0, rel=1e-12)
+    assert row["expected_profit"] == pytest.approx(row["response_prob"] * row["response_value"] * 0.3 - 1.0, rel=1e-12)
+    runs = pd.read_parquet(spark_run["output"] / sink.RUNS).iloc[0]
+    duck_run = world["wh"].query("select * from scoring_runs where status = 'succeeded'").iloc[0]
+    assert runs["response_value_k"] == pytest.approx(duck_run["response_value_k"], rel=1e-12)
+    assert runs["response_value_source"] == duck_run["response_value_source"]
+    assert runs["response_value_source"].startswith("k = ") and "contacts.revenue" in runs["response_value_source"]
     assert (got["run_id"] == s.run_id).all() and (pd.to_datetime(got["as_of"]) == pd.Timestamp(AS_OF)).all()
 
 
@@ -311,7 +317,7 @@ def test_pyspark_missing_names_the_extra(world, tmp_path, monkeypatch) -> None:
 
 def test_no_champion_is_a_registry_error(world, tmp_path) -> None:
     empty = project_in(tmp_path)  # a fresh MLflow store without models
-    with pytest.raises(RegistryError, match="no churn@champion in the registry; train and promote it first"):
+    with pytest.raises(RegistryError, match="no model has a @champion yet; train and promote at least one"):
         run_spark_scoring(empty, AS_OF, world["parquet"], tmp_path / "out", margin=0.3, contact_cost=1.0)
 
 
@@ -324,3 +330,39 @@ def test_no_customers_before_as_of_is_a_clear_error(world, spark, tmp_path) -> N
     runs = pd.read_parquet(output / sink.RUNS)
     assert runs["status"].tolist() == ["failed"] and runs["error"][0].startswith("ScoringError: no customer")
     assert not (output / sink.SCORES).exists()
+
+
+def test_a_model_without_champion_is_null_in_both_engines(world, spark, tmp_path) -> None:
+    """No response@champion (a business without campaigns): both engines leave its columns null alike."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("response", "champion").version
+    client.delete_registered_model_alias("response", "champion")
+    try:
+        with Warehouse(f"duckdb:///{tmp_path / 'copy.duckdb'}") as wh:
+            for file in sorted(world["parquet"].glob("*.parquet")):  # the same input as Spark's
+                wh.duck().execute(f"create table {file.stem} as select * from read_parquet('{file}')")
+            duck = run_scoring(wh, world["cfg"], AS_OF)
+            want = wh.query("select * from current_customer_scores order by customer_id")
+            duck_run = wh.query("select * from scoring_runs where status = 'succeeded'").iloc[0]
+        output = tmp_path / "spark_out"
+        summary = run_spark_scoring(world["cfg"], AS_OF, world["parquet"], output, margin=0.3, contact_cost=1.0,
+                                    spark=spark)
+    finally:
+        client.set_registered_model_alias("response", "champion", version)
+    got = _read(output, sink.SCORES, ["customer_id"])
+    assert summary.run_id == duck.run_id and set(summary.versions) == {"churn", "value"}
+    for frame in (got, want):
+        assert frame["response_prob"].isna().all() and frame["expected_profit"].isna().all()
+        assert frame["response_decile"].isna().all() and frame["profit_tier"].isna().all()
+        assert frame["churn_decile"].notna().all() and sorted(frame["churn_decile"].unique()) == list(range(1, 11))
+    for c in ("churn_decile", "value_decile", "churn_tier", "predicted_value_tier"):
+        assert got[c].tolist() == want[c].tolist(), c
+    np.testing.assert_allclose(got["churn_risk"], want["churn_risk"], rtol=0, atol=1e-9)
+    runs = pd.read_parquet(output / sink.RUNS).iloc[0]
+    assert runs["missing_models"] == duck_run["missing_models"]
+    assert str(runs["missing_models"]).startswith("response: no response@champion: the promotion gate refused") or \
+        str(runs["missing_models"]).startswith("response: no response@champion in the registry")
+    reasons = pd.read_parquet(output / sink.REASONS)
+    assert set(reasons["model"]) == {"churn", "value"}

@@ -141,13 +141,46 @@ def test_promotion_refuses_a_worse_challenger(project) -> None:
         update={"num_leaves": 2, "max_rounds": 2, "early_stopping_rounds": 1})})
     before = mlflow.MlflowClient().get_model_version_by_alias("churn", "champion").version
     (weak,) = train_and_log(["churn"], project["wh"], cfg)
+    baselines = {k: v["auc"] for k, v in weak.result.metrics.items() if k != "model"}
+    best = max(baselines, key=baselines.get)
+    assert weak.result.metrics["model"]["auc"] < baselines["logistic_rfmw"]  # a 2-tree stump is below logistic
+    # 1. the gate refuses it for not beating the best baseline on the same test half, before
+    #    any comparison with the champion, and says so on the version
     (decision,) = promote_models(["churn"], project["wh"], cfg, margin=0.0)
-    assert not decision.promoted
-    assert decision.challenger_score < decision.champion_score
+    assert not decision.promoted and decision.champion_score is None
+    assert f"is not ahead of the {best} baseline {baselines[best]:.4f}" in decision.reason
     client = mlflow.MlflowClient()
     assert client.get_model_version_by_alias("churn", "champion").version == before
     refused = client.get_model_version("churn", weak.version.version)
     assert refused.tags["promotion.decision"] == "refused"
+    assert f"not ahead of the {best} baseline" in refused.tags["promotion.reason"]
+    assert refused.tags["promotion.best_baseline"] == best
+    assert float(refused.tags["promotion.best_baseline_score"]) == pytest.approx(baselines[best], abs=1e-6)
+    assert refused.tags["promotion.baselines_from"].startswith("logged")  # same data: the run's own numbers
+    # 2. --force passes the evidence checks, never the champion: still refused, on the champion
+    (forced,) = promote_models(["churn"], project["wh"], cfg, margin=0.0, force=True)
+    assert not forced.promoted
+    assert forced.challenger_score < forced.champion_score
+    assert client.get_model_version_by_alias("churn", "champion").version == before
+
+
+def test_gate_refuses_a_test_half_too_small_to_judge(project) -> None:
+    import mlflow
+
+    from training.pipeline import promote_models
+
+    from training.pipeline import train_and_log
+
+    strict = project["cfg"].model_copy(update={"training": project["cfg"].training.model_copy(
+        update={"min_test_rows": 10**6, "max_rounds": 3})})
+    (small,) = train_and_log(["value"], project["wh"], strict)
+    (decision,) = promote_models(["value"], project["wh"], strict, margin=0.0)
+    n = len(small.result.data.test)
+    buyers = int((small.result.data.test["label_value"] > 0).sum())
+    assert not decision.promoted and decision.challenger == small.version.version
+    assert f"too small to judge it ({n:,} rows, {buyers:,} positives; [training] min_test_rows 1000000" in decision.reason
+    version = mlflow.MlflowClient().get_model_version("value", decision.challenger)
+    assert "too small to judge" in version.tags["promotion.reason"]
 
 
 def test_same_data_and_seed_give_identical_predictions(project) -> None:

@@ -6,8 +6,9 @@ follow the scikit-learn shape: hyper-parameters in `__init__`, learned state end
 
 - `RfmScoreBaseline`: the classic RFM heuristic, score = r_score + f_score + m_score,
   mapped to a probability or a value by the smoothed mean target per score.
-- `LogisticRfmwBaseline` / `RidgeRfmwBaseline`: linear models on the numeric RFMW
-  columns (log1p, median imputation with missing flags, standardised).
+- `LogisticRfmwBaseline` / `RidgeRfmwBaseline`: logistic and ridge-penalised Poisson
+  (log link) regressions on the numeric RFMW columns (log1p, median imputation with
+  missing flags, standardised).
 - `BtydBaseline`: BG/NBD (purchases, P(alive), churn) and Gamma-Gamma (spend per
   purchase) fitted by maximum likelihood with pymc-marketing (the `btyd` extra).
 """
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, hyp2f1
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -189,20 +190,32 @@ class LogisticRfmwBaseline:
 
 
 class RidgeRfmwBaseline:
-    """Ridge regression of log1p(value) on the same inputs as `LogisticRfmwBaseline`.
+    """Poisson regression with a ridge (L2) penalty and log link on the RFMW inputs.
 
-    Negative targets (net returns) are clipped at 0 before log1p. Back on the value
-    scale, predictions are multiplied by Duan's smearing factor, the mean of
-    exp(residual) on the training rows, because exp of a mean log under-predicts the mean.
+    E[value | x] = exp(b0 + w . x), with x the inputs of `LogisticRfmwBaseline` (log1p,
+    median-imputed with missing flags, standardised), fitted by penalised Poisson
+    maximum likelihood (scikit-learn's `PoissonRegressor`). Future spend is zero-heavy
+    (most customers spend nothing in the horizon, a few spend a lot): the Poisson
+    likelihood takes zeros as they are, needs no retransformation, and with an
+    unpenalised intercept its score equation makes the mean prediction on the training
+    rows equal to the mean target exactly. (The former ridge on log1p(value) with
+    Duan's smearing over-predicted such targets, 28-fold on Online Retail's 90-day
+    spend: the smearing factor, driven by the large residuals of rare big spenders,
+    multiplied every prediction.)
+    Negative targets (net returns) are clipped at 0. The target is divided by its
+    training mean before fitting (and predictions multiplied back), so `alpha` does not
+    depend on the currency unit. The class keeps its name (and the `ridge_rfmw` key
+    in the metric tables) for continuity.
 
     Args:
-        seed: random state of the solver (the default solver is deterministic; kept
-            for uniformity with `LogisticRfmwBaseline`).
-        alpha: L2 regularisation strength.
+        seed: kept for uniformity with `LogisticRfmwBaseline` (the solver,
+            Newton-Cholesky, is deterministic).
+        alpha: L2 penalty on the standardised coefficients, relative to the mean
+            Poisson deviance of the target scaled to mean 1 (0 = unpenalised).
         window_days: frequency window of the frequency_/monetary_avg_ columns.
     """
 
-    def __init__(self, seed: int = 42, alpha: float = 1.0, window_days: int = 365):
+    def __init__(self, seed: int = 42, alpha: float = 0.01, window_days: int = 365):
         self.seed = seed
         self.alpha = alpha
         self.window_days = window_days
@@ -211,20 +224,31 @@ class RidgeRfmwBaseline:
         """Fit on the frame's RFMW columns and a value target.
 
         Returns:
-            self, with `pipeline_`, `columns_` and `smearing_`.
+            self, with `pipeline_` (None when every target is 0: predictions are then
+            0), `columns_` and `target_mean_` (the mean clipped target, the scale).
         """
+        if self.alpha < 0:
+            raise ValueError("alpha must be >= 0")
         self.columns_ = rfmw_columns(self.window_days)
-        z = np.log1p(np.clip(_target(y, len(frame)), 0, None))
+        target = np.clip(_target(y, len(frame)), 0, None)
         x = _numeric(frame, self.columns_)
-        self.pipeline_ = Pipeline([*_rfmw_steps(), ("model", Ridge(alpha=self.alpha, random_state=self.seed))])
-        self.pipeline_.fit(x, z)
-        self.smearing_ = float(np.mean(np.exp(z - self.pipeline_.predict(x))))
+        self.target_mean_ = float(target.mean()) if target.size else 0.0
+        if self.target_mean_ <= 0:
+            self.pipeline_ = None
+            return self
+        self.pipeline_ = Pipeline([
+            *_rfmw_steps(),
+            ("model", PoissonRegressor(alpha=self.alpha, solver="newton-cholesky", max_iter=1000)),
+        ])
+        self.pipeline_.fit(x, target / self.target_mean_)
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Predicted value per row (>= 0)."""
-        z = self.pipeline_.predict(_numeric(frame, self.columns_))
-        return np.clip(np.exp(z) * self.smearing_ - 1, 0, None)
+        """Expected value per row (>= 0)."""
+        x = _numeric(frame, self.columns_)
+        if self.pipeline_ is None:
+            return np.zeros(len(x))
+        return self.pipeline_.predict(x) * self.target_mean_
 
 
 # --- BTYD: BG/NBD and Gamma-Gamma ---------------------------------------------------

@@ -80,35 +80,60 @@ def train(
     if kind is not None:
         raise ConfigError("--kind is for `propensity train uplift`")
 
+    names = _names(Target(model.value))
+    skipped: dict[str, str] = {}
     with Warehouse(cfg.warehouse.url, read_only=True) as wh:
-        outcomes = pipeline.train_and_log(_names(Target(model.value)), wh, cfg, tune_trials=tune, progress=progress)
+        outcomes = pipeline.train_and_log(names, wh, cfg, tune_trials=tune, progress=progress,
+                                          on_skip=skipped.__setitem__)
     for out in outcomes:
         say("")
         say(out.report())
-    say(f"\nregistered as @challenger in {cfg.mlflow.tracking_uri}; next: propensity promote {model.value}")
+    _report_skipped(skipped)
+    if not outcomes:
+        raise typer.Exit(1)
+    trained = " ".join(o.result.name for o in outcomes)
+    say(f"\nregistered as @challenger in {cfg.mlflow.tracking_uri}; next: propensity promote "
+        + ("all" if len(outcomes) > 1 else trained))
+
+
+def _report_skipped(skipped: dict[str, str]) -> None:
+    """One line per model that could not be done, saying why (stderr)."""
+    if skipped:
+        say("")
+    for name, reason in skipped.items():
+        say(f"skipped {name}: {reason}")
 
 
 def promote(
     model: Annotated[Target, typer.Argument(help="Which model to promote: churn, response, value or all.")],
-    margin: Annotated[float | None, typer.Option(help="Required improvement of the primary metric (default: [training] promotion_margin).")] = None,
+    margin: Annotated[float | None, typer.Option(help="Required improvement over the champion's primary metric (default: [training] promotion_margin).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even when the challenger is not ahead of the best baseline or its test half is below [training] min_test_rows / min_test_positives (recorded on the version).")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Move `champion` to the challenger only if it beats the champion on the same out-of-time data.
 
-    The first version of a model is promoted by this same command. The comparison is
-    recorded on the model version in the registry either way.
+    The challenger must also be ahead of the best baseline (RFM score, logistic or
+    two-part regression, BTYD) on the same out-of-time test half, and that test half must
+    be large enough to judge it ([training] min_test_rows, min_test_positives); --force
+    overrides these two checks. The first version of a model is promoted by this same
+    command. The decision and its numbers are recorded on the model version either way.
+    Exits 1 when no model could be promoted or judged.
     """
     from features.load import Warehouse
     from training import pipeline
 
     cfg: Config = load_config(config)
+    skipped: dict[str, str] = {}
     with Warehouse(cfg.warehouse.url, read_only=True) as wh:
         decisions = pipeline.promote_models(
             _names(model), wh, cfg, cfg.training.promotion_margin if margin is None else margin,
-            progress=lambda m: say(f"  {m}"),
+            progress=lambda m: say(f"  {m}"), force=force, on_skip=skipped.__setitem__,
         )
     for d in decisions:
         say(d.line())
+    _report_skipped(skipped)
+    if not decisions:
+        raise typer.Exit(1)
 
 
 def explain_model(

@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from features.load import Warehouse
-from features.snapshots import build_features, build_snapshots, data_end
-from features.windows import snapshot_cutoffs
+from features.snapshots import CutoffError, build_features, build_snapshots, data_end
 from propensity.config import FeaturesConfig
 from training.feature_sets import TARGETS, feature_lists
 
@@ -50,6 +49,7 @@ class TrainingData:
     train_cutoffs: list[date]
     oot_cutoff: date
     notes: list[str] = field(default_factory=list)
+    constant: list[str] = field(default_factory=list)  # features left out: one value on every training row
 
     @property
     def features(self) -> list[str]:
@@ -61,9 +61,10 @@ class TrainingData:
                                   ["customer_id", "as_of", *self.features, self.target])
 
     def summary(self) -> str:
+        span = (f"{self.train_cutoffs[0]}..{self.train_cutoffs[-1]}" if self.train_cutoffs else "none")
         return (
-            f"{self.model}: train {len(self.train):,} rows ({len(self.train_cutoffs)} cutoffs "
-            f"{self.train_cutoffs[0]}..{self.train_cutoffs[-1]}), out-of-time {self.oot_cutoff}: "
+            f"{self.model}: train {len(self.train):,} rows ({len(self.train_cutoffs)} "
+            f"cutoff{'s' if len(self.train_cutoffs) != 1 else ''} {span}), out-of-time {self.oot_cutoff}: "
             f"tune {len(self.tune):,} / test {len(self.test):,}, {len(self.features)} features"
         )
 
@@ -117,7 +118,10 @@ def churn_value_data(
             f"({fcfg.horizon_days}), or training labels would overlap the out-of-time cutoff"
         )
     if snapshots is None:
-        snapshots = build_snapshots(warehouse, fcfg, progress=progress)
+        try:
+            snapshots = build_snapshots(warehouse, fcfg, progress=progress)
+        except CutoffError as e:
+            raise TrainingDataError(str(e)) from None
     cutoffs = sorted(snapshots["as_of"].unique())
     oot = pd.Timestamp(cutoffs[-1])
     frame = snapshots.copy()
@@ -126,11 +130,46 @@ def churn_value_data(
         # Tweedie needs a non-negative target; a horizon of net returns is worth nothing.
         frame[target] = frame[target].clip(lower=0)
     train, tune, test = split_out_of_time(frame, oot, tuning_share)
-    numeric, categorical = feature_lists(model, frame)
+    _check_rows(model, train, tune, test, target)
+    numeric, categorical, notes, constant = usable_features(model, frame, train)
     return TrainingData(
         model, train, tune, test, numeric, categorical, target,
-        [pd.Timestamp(c).date() for c in cutoffs[:-1]], oot.date(),
+        [pd.Timestamp(c).date() for c in cutoffs[:-1]], oot.date(), notes, constant,
     )
+
+
+def usable_features(
+    model: str, frame: pd.DataFrame, train: pd.DataFrame
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(numeric, categorical, notes, constant): the model's feature lists less those constant in `train`.
+
+    A feature with one value (or none) on every training row carries nothing; on a short
+    history, for instance, the 365-day window equals the whole history. Dropped features
+    are listed in the notes, which are logged with the run.
+    """
+    numeric, categorical = feature_lists(model, frame)
+    # campaign_kind stays even when one kind is all there is: it records which kind the
+    # response model was trained for (training.feature_sets.default_campaign_kind).
+    constant = [c for c in numeric + categorical
+                if c != "campaign_kind" and train[c].nunique(dropna=False) <= 1]
+    notes = []
+    if constant:
+        notes.append(f"features constant in training, left out: {', '.join(constant)}")
+    keep = set(constant)
+    return [c for c in numeric if c not in keep], [c for c in categorical if c not in keep], notes, constant
+
+
+def _check_rows(model: str, train: pd.DataFrame, tune: pd.DataFrame, test: pd.DataFrame, target: str) -> None:
+    """Refuse, in one line, a split a model cannot be trained or judged on."""
+    for part, rows in (("training", train), ("out-of-time tune", tune), ("out-of-time test", test)):
+        if rows.empty:
+            raise TrainingDataError(f"{model}: the {part} set is empty; check [features] snapshot settings "
+                                    "against the data's span (`propensity data status`)")
+    if model != "value":
+        for part, rows in (("training", train), ("out-of-time tune", tune)):
+            if rows[target].nunique() < 2:
+                raise TrainingDataError(f"{model}: every {part} row has the same label "
+                                        f"({rows[target].iloc[0]}); a model cannot learn from that")
 
 
 def _campaign_starts(warehouse: Warehouse, end: date) -> pd.DataFrame:
@@ -183,13 +222,13 @@ def response_data(
     frame = pd.concat(frames, ignore_index=True)
     oot = frame["as_of"].max()
     train, tune, test = split_out_of_time(frame, oot, tuning_share)
-    numeric, categorical = feature_lists("response", frame)
-    notes = []
+    _check_rows("response", train, tune, test, "label_response")
+    numeric, categorical, notes, constant = usable_features("response", frame, train)
     if dropped:
         notes.append(f"{dropped:,} contacts of customers with no purchase history before the campaign were left out")
     return TrainingData(
         "response", train, tune, test, numeric, categorical, "label_response",
-        sorted({d.date() for d in train["as_of"]}), oot.date(), notes,
+        sorted({d.date() for d in train["as_of"]}), oot.date(), notes, constant,
     )
 
 
@@ -211,4 +250,9 @@ def training_data(
 
 def default_cutoffs(warehouse: Warehouse, fcfg: FeaturesConfig) -> list[date]:
     """The snapshot cutoffs the churn and value models would use now."""
-    return snapshot_cutoffs(data_end(warehouse), fcfg.horizon_days, fcfg.snapshot_step_days, fcfg.snapshot_count)
+    from features.snapshots import training_cutoffs
+
+    try:
+        return training_cutoffs(warehouse, fcfg)
+    except CutoffError as e:
+        raise TrainingDataError(str(e)) from None

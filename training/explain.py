@@ -42,7 +42,7 @@ TARGET_WORDS = {"churn": "churn risk", "response": "response probability", "valu
 CORE_DEPENDENCE = ("recency_days", "frequency_365d", "monetary_avg_365d", "width_categories")
 
 # Columns a sentence reads besides its own feature (the usual gap next to recency, ...).
-_CONTEXT_COLUMNS = frozenset({"recency_days", "gap_median_days", "needs_latest_dimension"})
+_CONTEXT_COLUMNS = frozenset({"recency_days", "gap_median_days", "needs_latest_dimension", "history_days"})
 
 
 class AdditivityError(RuntimeError):
@@ -190,6 +190,15 @@ def _window(feature: str) -> str:
     return feature.rsplit("_", 1)[1].removesuffix("d")
 
 
+def _period(feature: str, row: Mapping[str, Any]) -> str:
+    """'in the last 365 days', or 'in the last 92 days of history' when the data is shorter than the window."""
+    days = int(_window(feature))
+    history = row.get("history_days")
+    if not _missing(history) and 0 < int(history) < days:
+        return f"in the last {_plural(history, 'day')} of history"
+    return f"in the last {days} days"
+
+
 def _trend(v: Any, what: str) -> str:
     x = float(v)
     word = "steady" if abs(x) < 0.1 else ("rising" if x > 0 else "falling")
@@ -228,21 +237,21 @@ def _describe(feature: str, row: Mapping[str, Any]) -> str | None:
     if feature == "repeat_purchase_days":
         return f"{_plural(0 if missing else v, 'repeat purchase day')} after the first purchase"
     if feature.startswith("frequency_") and feature.endswith("d") and feature != "frequency_trend":
-        return f"{_plural(0 if missing else v, 'purchase')} in the last {_window(feature)} days"
+        return f"{_plural(0 if missing else v, 'purchase')} {_period(feature, row)}"
     if feature.startswith("monetary_avg_"):
         if missing:
-            return f"No purchases in the last {_window(feature)} days"
-        return f"Average purchase {_money(v)} in the last {_window(feature)} days"
+            return f"No purchases {_period(feature, row)}"
+        return f"Average purchase {_money(v)} {_period(feature, row)}"
     if feature.startswith("spend_") and feature != "spend_trend":
-        return f"Spent {_money(0 if missing else v)} in the last {_window(feature)} days"
+        return f"Spent {_money(0 if missing else v)} {_period(feature, row)}"
     if feature == "frequency_trend":
         return "No purchases in the two latest trend windows" if missing else _trend(v, "Purchase frequency")
     if feature == "spend_trend":
         return "No spend in the two latest trend windows" if missing else _trend(v, "Spend")
     if feature.startswith("returns_share_"):
         if missing:
-            return f"Nothing bought in the last {_window(feature)} days"
-        return f"Returned {float(v):.0%} of the amount bought in the last {_window(feature)} days"
+            return f"Nothing bought {_period(feature, row)}"
+        return f"Returned {float(v):.0%} of the amount bought {_period(feature, row)}"
     if feature == "width_categories":
         return f"Bought from {_plural(0 if missing else v, 'category', 'categories')}"
     if feature.startswith("needs_"):

@@ -8,6 +8,7 @@ used, and the list a model was trained with is stored with it.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -20,18 +21,8 @@ NUMERIC: tuple[str, ...] = (
     "tenure_days",
     "purchases_total",
     "repeat_purchase_days",
-    "frequency_30d",
-    "frequency_90d",
-    "frequency_365d",
-    "monetary_avg_30d",
-    "monetary_avg_90d",
-    "monetary_avg_365d",
-    "spend_30d",
-    "spend_90d",
-    "spend_365d",
     "frequency_trend",
     "spend_trend",
-    "returns_share_365d",
     "width_categories",
     "gap_mean_days",
     "gap_median_days",
@@ -39,7 +30,6 @@ NUMERIC: tuple[str, ...] = (
     "overdue_ratio",
     "needs_evaluations_total",
     "needs_open_pains",
-    "needs_complaints_365d",
     "needs_complaints_total",
     "needs_days_since_evaluation",
     "needs_latest_urgency",
@@ -47,6 +37,10 @@ NUMERIC: tuple[str, ...] = (
     "needs_latest_solution_fit",
     "needs_mean_solution_fit",
 )
+
+# Features computed over windows of N days ([features] frequency_window_days and
+# short_windows_days): `<prefix>_<N>d`, one per window the feature frame was built with.
+WINDOWED: tuple[str, ...] = ("frequency", "monetary_avg", "spend", "returns_share", "needs_complaints")
 
 CATEGORICAL: tuple[str, ...] = (
     "needs_latest_level",
@@ -66,12 +60,22 @@ def attribute_features(frame: pd.DataFrame) -> list[str]:
     return sorted(c for c in frame.columns if c.startswith("attr_"))
 
 
+def window_features(frame: pd.DataFrame) -> list[str]:
+    """The windowed feature columns present in a feature frame, by prefix, then window length."""
+    found = []
+    for prefix in WINDOWED:
+        pattern = re.compile(rf"^{prefix}_(\d+)d$")
+        days = sorted(int(m.group(1)) for c in frame.columns if (m := pattern.match(c)))
+        found += [f"{prefix}_{d}d" for d in days]
+    return found
+
+
 def feature_lists(model: str, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) feature names for `model` on this frame."""
+    """(numeric, categorical) feature names for `model` on this frame (windows as the frame was built)."""
     categorical = list(CATEGORICAL) + attribute_features(frame)
     if model == "response":
         categorical += list(RESPONSE_EXTRA_CATEGORICAL)
-    return list(NUMERIC), categorical
+    return list(NUMERIC) + window_features(frame), categorical
 
 
 def default_campaign_kind(model: LgbmModel) -> str | None:
@@ -106,3 +110,25 @@ def model_input(frame: pd.DataFrame, numeric: list[str], categorical: list[str])
     for c in categorical:
         out[c] = frame[c].astype("str")  # text; missing stays missing
     return out.reset_index(drop=True)
+
+
+def checked_model_input(frame: object, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """`model_input` for frames from outside (pyfunc callers): refuses text that is not a number.
+
+    Accepts the feature file as `propensity features build` writes it (int64, nullable
+    Int64, extra columns), or anything pandas can make a frame of.
+
+    Raises:
+        ValueError: a feature column is missing, or a numeric one holds text that is not a number.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame)
+    not_numbers = []
+    for c in numeric:
+        if c in frame.columns and not pd.api.types.is_numeric_dtype(frame[c]):
+            values = frame[c]
+            if (pd.to_numeric(values, errors="coerce").isna() & values.notna()).any():
+                not_numbers.append(c)
+    if not_numbers:
+        raise ValueError(f"numeric feature columns hold values that are not numbers: {', '.join(not_numbers)}")
+    return model_input(frame, numeric, categorical)

@@ -13,16 +13,17 @@ import pandas as pd
 
 from features.load import Warehouse
 from propensity.config import Config
-from training.dataset import TrainingData, training_data
+from training.dataset import TrainingData, TrainingDataError, training_data
 from training.feature_sets import model_input
-from training.promote import Decision, promote
+from training.promote import Decision, GateRules, promote
 from training.cards import explanation_artifacts, render_card
 from training.track import (
-    LoggedVersion, configure, git_commit, log_model_run, log_run_artifacts, log_trial, start_parent_run,
+    CHALLENGER, LoggedVersion, alias_version, configure, git_commit, log_model_run, log_run_artifacts, log_trial, start_parent_run,
 )
-from training.train import TrainingResult, fit_lgbm, score_on, train_model, truth_spearman
+from training.train import TrainingResult, baseline_predictions, fit_lgbm, score_on, train_model, truth_spearman
 
 Progress = Callable[[str], None]
+Skip = Callable[[str, str], None]  # (model, one-line reason) for a model the data cannot give
 
 
 @dataclass
@@ -94,7 +95,7 @@ def artifacts(
     y = data.test[data.target].to_numpy()
     out: dict[str, Any] = {
         "features.json": {"numeric": data.numeric, "categorical": data.categorical,
-                          "categories": result.model.categories_},
+                          "categories": result.model.categories_, "left_out_constant": data.constant},
         "data_fingerprint.json": {"fingerprint": fingerprint, "train_rows": len(data.train),
                                   "tune_rows": len(data.tune), "test_rows": len(data.test),
                                   "git_commit": commit},
@@ -139,8 +140,15 @@ def train_and_log(
     cfg: Config,
     tune_trials: int = 0,
     progress: Progress = lambda _m: None,
+    on_skip: Skip | None = None,
 ) -> list[Outcome]:
-    """Train, evaluate, log and register each named model (churn, response, value)."""
+    """Train, evaluate, log and register each named model (churn, response, value).
+
+    Models are independent: with `on_skip`, a model whose training data the warehouse
+    cannot give (no campaigns for response, a history too short for the cutoffs, ...)
+    is reported there with the reason and the others still train; without it, the
+    first such model raises TrainingDataError.
+    """
     experiment_id = configure(cfg.mlflow, cfg.training.experiment)
     truth = warehouse.read("synth_truth") if warehouse.has("synth_truth") else pd.DataFrame()
     commit = git_commit()
@@ -148,7 +156,13 @@ def train_and_log(
     outcomes = []
     for name in names:
         progress(f"{name}: building training data")
-        data = build(name)
+        try:
+            data = build(name)
+        except TrainingDataError as e:
+            if on_skip is None:
+                raise
+            on_skip(name, str(e))
+            continue
         progress(data.summary())
         tuned = tune(data, cfg, tune_trials, experiment_id, progress) if tune_trials else None
         result = train_model(data, cfg, tuned, progress)
@@ -176,13 +190,39 @@ def train_and_log(
 
 
 def promote_models(
-    names: list[str], warehouse: Warehouse, cfg: Config, margin: float, progress: Progress = lambda _m: None
+    names: list[str], warehouse: Warehouse, cfg: Config, margin: float, progress: Progress = lambda _m: None,
+    force: bool = False, on_skip: Skip | None = None,
 ) -> list[Decision]:
-    """Run the promotion gate for each named model on freshly built out-of-time data."""
+    """Run the promotion gate for each named model on freshly built out-of-time data.
+
+    Args:
+        names: models to promote.
+        margin: required improvement over the champion.
+        force: promote past the evidence checks (test-half size, baselines); never past
+            the champion comparison.
+        on_skip: called with (model, reason) for a model that has no challenger or whose
+            data cannot be rebuilt; the others go on. Without it, such a model raises.
+    """
     configure(cfg.mlflow, cfg.training.experiment)
     build = data_builder(warehouse, cfg)
+    rules = GateRules(margin=margin, min_test_rows=cfg.training.min_test_rows,
+                      min_test_positives=cfg.training.min_test_positives, force=force)
+
+    def refit(data: TrainingData) -> dict:
+        return baseline_predictions(data, cfg)[0]
+
     decisions = []
     for name in names:
+        if on_skip is not None and alias_version(name, CHALLENGER) is None:
+            on_skip(name, f"no {name}@{CHALLENGER} to promote; train one with `propensity train {name}`")
+            continue
         progress(f"{name}: rebuilding the out-of-time data")
-        decisions.append(promote(name, build(name), margin))
+        try:
+            data = build(name)
+        except TrainingDataError as e:
+            if on_skip is None:
+                raise
+            on_skip(name, str(e))
+            continue
+        decisions.append(promote(name, data, rules, refit_baselines=refit))
     return decisions

@@ -1,13 +1,24 @@
-"""The promotion gate: `champion` moves only when the challenger beats it on the same data.
+"""The promotion gate: `champion` moves only when the challenger has earned it on the same data.
 
 Both versions are loaded from the registry as pyfunc models (exactly what serving will
-load) and scored on the out-of-time test half rebuilt from the warehouse now. The
-challenger must beat the champion's primary metric (AUC; normalised Gini for value) by
-more than the configured margin. The comparison is recorded on the version either way.
+load) and scored on the out-of-time test half rebuilt from the warehouse now. Three
+checks, in order, each on the primary metric (AUC; normalised Gini for value):
+
+1. **Enough evidence**: the test half has at least `min_test_rows` rows and
+   `min_test_positives` positives (churners, responders, or buyers for value).
+2. **Ahead of every baseline**: the challenger beats the best baseline (RFM score,
+   logistic or two-part RFMW regression, BTYD) on that same test half. The baselines'
+   numbers are those logged with the challenger's training run when the data is
+   unchanged (same fingerprint), otherwise they are refitted here.
+3. **Ahead of the champion** by more than the configured margin.
+
+`force` skips checks 1 and 2 (never 3). The decision and its numbers are recorded on
+the version either way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -15,7 +26,9 @@ import numpy as np
 
 from training.dataset import TrainingData
 from training.feature_sets import model_input
-from training.track import CHALLENGER, CHAMPION, RegistryError, alias_version, load_pyfunc, record_refusal, set_champion
+from training.track import (
+    CHALLENGER, CHAMPION, RegistryError, alias_version, load_pyfunc, record_refusal, run_tags_metrics, set_champion,
+)
 from training.train import PRIMARY_METRIC
 
 
@@ -34,7 +47,17 @@ class Decision:
     reason: str
 
     def line(self) -> str:
-        return f"{self.name}: {'PROMOTED' if self.promoted else 'kept champion'} - {self.reason}"
+        return f"{self.name}: {'PROMOTED' if self.promoted else ('not promoted' if self.champion_before is None else 'kept champion')} - {self.reason}"
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """The evidence the gate asks for (from [training] in propensity.toml)."""
+
+    margin: float = 0.0
+    min_test_rows: int = 500
+    min_test_positives: int = 50
+    force: bool = False
 
 
 def pyfunc_predict(name: str, alias: str, data: TrainingData) -> np.ndarray:
@@ -53,8 +76,50 @@ def primary_score(data: TrainingData, pred: np.ndarray) -> float:
     return float(classification_metrics(y, pred)["auc"])
 
 
-def promote(name: str, data: TrainingData, margin: float) -> Decision:
-    """Compare challenger and champion of `name` on `data` and move `champion` if earned."""
+def positives_in_test(data: TrainingData) -> int:
+    """Positives of the test half: churners or responders, or customers who bought (value)."""
+    return int((data.test[data.target].to_numpy(dtype=float) > 0).sum())
+
+
+def logged_baselines(run_id: str, metric: str, fingerprint: str) -> dict[str, float] | None:
+    """Baseline scores logged with the challenger's run, when it trained on exactly this data."""
+    tags, metrics = run_tags_metrics(run_id)
+    if tags.get("data_fingerprint") != fingerprint:
+        return None
+    found = {k[: -len(metric) - 1]: v for k, v in metrics.items()
+             if k.endswith(f".{metric}") and not k.startswith("model.") and k.count(".") == 1}
+    return found or None
+
+
+def baseline_scores(data: TrainingData, refit: Callable[[TrainingData], dict[str, np.ndarray]],
+                    run_id: str) -> tuple[dict[str, float], str]:
+    """(baseline -> primary metric on the test half, where the numbers come from)."""
+    metric = PRIMARY_METRIC[data.model]
+    logged = logged_baselines(run_id, metric, data.fingerprint())
+    if logged is not None:
+        return logged, "logged with the challenger's run (same data)"
+    return {k: primary_score(data, p) for k, p in refit(data).items()}, "refitted on the current data"
+
+
+def promote(
+    name: str,
+    data: TrainingData,
+    rules: GateRules | float,
+    refit_baselines: Callable[[TrainingData], dict[str, np.ndarray]] | None = None,
+) -> Decision:
+    """Run the gate for `name` on `data` and move `champion` if the challenger earned it.
+
+    Args:
+        name: churn, response or value.
+        data: the out-of-time data rebuilt now (the test half is what counts).
+        rules: the gate's rules (a bare number is a margin, with the default rules).
+        refit_baselines: fits every baseline on `data` and predicts its test half; used
+            when the challenger's run was trained on other data. None skips the
+            baseline check (only for callers that have no baselines to offer).
+    """
+    if not isinstance(rules, GateRules):
+        rules = GateRules(margin=float(rules))
+    margin = rules.margin
     chal = alias_version(name, CHALLENGER)
     if chal is None:
         raise RegistryError(f"no {name}@{CHALLENGER} to promote; train one with `propensity train {name}`")
@@ -62,16 +127,46 @@ def promote(name: str, data: TrainingData, margin: float) -> Decision:
     metric = PRIMARY_METRIC[name]
     chal_score = primary_score(data, pyfunc_predict(name, CHALLENGER, data))
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    positives = positives_in_test(data)
     record = {"at": when, "metric": metric, "oot_cutoff": data.oot_cutoff, "test_rows": len(data.test),
-              "challenger_version": chal["version"], "challenger_score": round(chal_score, 6), "margin": margin}
+              "test_positives": positives, "challenger_version": chal["version"],
+              "challenger_score": round(chal_score, 6), "margin": margin, "forced": rules.force}
+
+    def refuse(reason: str, champion_score: float | None = None) -> Decision:
+        record["decision"] = "refused"
+        record["reason"] = reason
+        record_refusal(name, chal["version"], record)
+        return Decision(name, False, chal["version"], champ["version"] if champ else None, metric, chal_score,
+                        champion_score, margin, reason)
+
+    if champ is not None and champ["version"] == chal["version"]:
+        return Decision(name, False, chal["version"], champ["version"], metric, chal_score, chal_score, margin,
+                        f"version {chal['version']} is already the champion")
+    problems = []
+    if len(data.test) < rules.min_test_rows or positives < rules.min_test_positives:
+        problems.append(
+            f"the out-of-time test half is too small to judge it ({len(data.test):,} rows, {positives:,} positives; "
+            f"[training] min_test_rows {rules.min_test_rows}, min_test_positives {rules.min_test_positives})")
+    if refit_baselines is not None:
+        scores, source = baseline_scores(data, refit_baselines, chal["run_id"])
+        if scores:
+            best = max(scores, key=lambda k: scores[k])
+            record.update(best_baseline=best, best_baseline_score=round(scores[best], 6), baselines_from=source)
+            if not chal_score > scores[best]:
+                problems.append(f"version {chal['version']} {metric} {chal_score:.4f} is not ahead of the "
+                                f"{best} baseline {scores[best]:.4f} on the same test half")
+    if problems and not rules.force:
+        return refuse("; ".join(problems) + " (use --force to promote anyway)")
+    if problems:
+        record["overridden"] = "; ".join(problems)
+
     if champ is None:
         record["decision"] = "first champion"
         set_champion(name, chal["version"], record)
+        forced = " (forced past: " + "; ".join(problems) + ")" if problems else ""
         return Decision(name, True, chal["version"], None, metric, chal_score, None, margin,
-                        f"version {chal['version']} is the first champion ({metric} {chal_score:.4f} on {len(data.test):,} OOT rows)")
-    if champ["version"] == chal["version"]:
-        return Decision(name, False, chal["version"], champ["version"], metric, chal_score, chal_score, margin,
-                        f"version {chal['version']} is already the champion")
+                        f"version {chal['version']} is the first champion ({metric} {chal_score:.4f} on "
+                        f"{len(data.test):,} OOT rows){forced}")
     champ_score = primary_score(data, pyfunc_predict(name, CHAMPION, data))
     record.update(champion_version=champ["version"], champion_score=round(champ_score, 6))
     gain = chal_score - champ_score
@@ -81,8 +176,5 @@ def promote(name: str, data: TrainingData, margin: float) -> Decision:
         return Decision(name, True, chal["version"], champ["version"], metric, chal_score, champ_score, margin,
                         f"version {chal['version']} {metric} {chal_score:.4f} beats version {champ['version']} "
                         f"{champ_score:.4f} by {gain:+.4f} (> margin {margin})")
-    record["decision"] = "refused"
-    record_refusal(name, chal["version"], record)
-    return Decision(name, False, chal["version"], champ["version"], metric, chal_score, champ_score, margin,
-                    f"version {chal['version']} {metric} {chal_score:.4f} does not beat champion version "
-                    f"{champ['version']} {champ_score:.4f} by more than {margin} ({gain:+.4f})")
+    return refuse(f"version {chal['version']} {metric} {chal_score:.4f} does not beat champion version "
+                  f"{champ['version']} {champ_score:.4f} by more than {margin} ({gain:+.4f})", champ_score)

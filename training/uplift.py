@@ -593,7 +593,7 @@ def _log_and_register(
     """Log the run and the model as code, register it under `uplift`, point `challenger` at it."""
     import mlflow
 
-    from training.track import CHALLENGER, LoggedVersion, log_run_artifacts
+    from training.track import CHALLENGER, LoggedVersion, log_run_artifacts, pyfunc_signature
 
     data = result.data
     example = model_input(data.test.head(5), data.numeric, data.categorical)
@@ -604,8 +604,13 @@ def _log_and_register(
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "uplift"
             result.model.save(folder)
+            # No input schema: MLflow would refuse the int64 columns of a feature file (see
+            # training.track.pyfunc_signature); the pyfunc checks and casts its input itself.
             info = mlflow.pyfunc.log_model(name="model", python_model=str(UPLIFT_CODE),
-                                           artifacts={"uplift": str(folder)}, input_example=example)
+                                           artifacts={"uplift": str(folder)}, input_example=example,
+                                           signature=pyfunc_signature(),
+                                           metadata={"features": {"numeric": result.model.numeric,
+                                                                  "categorical": result.model.categorical}})
         client = mlflow.MlflowClient()
         if not client.search_registered_models(filter_string=f"name = '{MODEL_NAME}'"):
             client.create_registered_model(MODEL_NAME, description="propensity uplift model (incremental response)")

@@ -4,7 +4,9 @@
 
 const TOKEN_KEY = "propensity.token";
 const SVG_NS = "http://www.w3.org/2000/svg";
+const MODELS = ["churn", "response", "value"];
 const $ = (id) => document.getElementById(id);
+let targetOptions = null; // GET /targets/options of the current run: campaigns and the rankings it allows
 
 // -- API ---------------------------------------------------------------------------------
 
@@ -87,6 +89,17 @@ function ticks(lo, hi, n = 5) {
   return out;
 }
 
+/** The API's `missing` list (models a run has no scores of) as plain-words notes in `box`. */
+function showMissing(box, missing) {
+  const list = missing || [];
+  box.replaceChildren(...list.map((m) => el("p", { class: "missing-note", "data-missing": m.model }, m.message)));
+  box.hidden = list.length === 0;
+}
+
+function byModel(missing) {
+  return Object.fromEntries((missing || []).map((m) => [m.model, m]));
+}
+
 function table(rows, columns) {
   const head = el("tr", {}, ...columns.map((c) => el("th", {}, c.label)));
   const body = rows.map((r) => el("tr", {}, ...columns.map((c) => el("td", c.num ? { class: "num" } : {}, c.show(r)))));
@@ -130,40 +143,80 @@ function showView(id) {
 
 async function loadMarketer() {
   try {
-    const campaigns = await api("/campaigns");
+    const o = await api("/targets/options");
+    targetOptions = o;
+    showMissing($("marketer-missing"), o.missing);
+    const rank = $("rank-by");
+    rank.replaceChildren();
+    for (const c of o.rank_by) {
+      const option = el("option", { value: c.value }, c.available ? c.label : `${c.label}: not available, ${c.why_not}`);
+      option.disabled = !c.available;
+      rank.append(option);
+    }
+    rank.value = o.default_rank_by;
     const select = $("campaign");
     select.replaceChildren();
-    const kinds = [...new Set(campaigns.map((c) => c.kind))];
+    const kinds = [...new Set(o.campaigns.map((c) => c.kind))];
     for (const kind of kinds) {
-      const hasControl = campaigns.some((c) => c.kind === kind && c.has_control);
+      const hasControl = o.campaigns.some((c) => c.kind === kind && c.has_control);
       select.append(el("option", { value: kind }, `any ${kind} campaign (kind)${hasControl ? " · control groups" : ""}`));
     }
-    for (const c of campaigns) {
+    for (const c of o.campaigns) {
       select.append(el("option", { value: c.campaign }, `${c.campaign}: ${c.name} (${c.kind})`));
     }
-    if (!campaigns.length) select.append(el("option", { value: "" }, "no campaigns in the warehouse"));
+    if (!o.campaigns.length) select.append(el("option", { value: "" }, "no campaigns in the warehouse"));
+    if (!$("list-name").value) $("list-name").value = `list-${o.as_of}`;
+    updateTargetForm();
     showError("target-error", null);
   } catch (e) {
     showError("target-error", e);
   }
   try {
     const summary = await api("/segments/summary");
-    const rows = summary.by.rfmw_segment;
+    const absent = byModel(summary.missing);
+    if ($("marketer-missing").hidden) showMissing($("marketer-missing"), summary.missing);
+    const columns = [
+      { label: "RFMW segment", show: (r) => r.value ?? "–" },
+      { label: "customers", num: true, show: (r) => fmt.int(r.customers) },
+      { label: "churn risk", num: true, needs: "churn", show: (r) => fmt.pct(r.mean_churn_risk) },
+      { label: "response", num: true, needs: "response", show: (r) => fmt.pct(r.mean_response_prob) },
+      { label: "predicted value", num: true, needs: "value", show: (r) => fmt.num(r.mean_predicted_value) },
+      { label: "expected profit", num: true, needs: "response", show: (r) => fmt.num(r.mean_expected_profit) },
+    ];
+    const shown = columns.filter((c) => !c.needs || !absent[c.needs]);
+    const left = columns.filter((c) => c.needs && absent[c.needs]).map((c) => c.label);
     const box = $("segments");
     box.replaceChildren(
       el("p", { class: "muted" }, `scoring run ${summary.run_id} as of ${summary.as_of}: ${fmt.int(summary.customers)} customers`),
-      table(rows, [
-        { label: "RFMW segment", show: (r) => r.value ?? "–" },
-        { label: "customers", num: true, show: (r) => fmt.int(r.customers) },
-        { label: "churn risk", num: true, show: (r) => fmt.pct(r.mean_churn_risk) },
-        { label: "response", num: true, show: (r) => fmt.pct(r.mean_response_prob) },
-        { label: "predicted value", num: true, show: (r) => fmt.num(r.mean_predicted_value) },
-        { label: "expected profit", num: true, show: (r) => fmt.num(r.mean_expected_profit) },
-      ]),
+      table(summary.by.rfmw_segment, shown),
     );
+    if (left.length) {
+      box.append(el("p", { class: "muted", id: "segments-left-out" },
+                    `Not shown, the run has no model for them: ${left.join(", ")}.`));
+    }
   } catch (e) {
     $("segments").replaceChildren(el("p", { class: "error" }, e.message));
   }
+}
+
+/** The ranking chosen in the form (from /targets/options), or undefined before the options are loaded. */
+function rankChoice() {
+  return targetOptions ? targetOptions.rank_by.find((c) => c.value === $("rank-by").value) : undefined;
+}
+
+/** Campaign or free list name, margin or not: what the chosen ranking needs. */
+function updateTargetForm() {
+  const choice = rankChoice();
+  const needsCampaign = !choice || choice.needs_campaign;
+  const profit = !choice || choice.has_profit;
+  for (const id of ["campaign", "campaign-label"]) $(id).hidden = !needsCampaign;
+  for (const id of ["list-name", "list-name-label"]) $(id).hidden = needsCampaign;
+  for (const id of ["margin", "margin-label"]) $(id).hidden = !profit;
+  const note = $("rank-note");
+  note.textContent = profit ? "" :
+    "This ranking has no profit estimate (that needs a response model): the list is the top customers " +
+    "the budget pays for (contacts = budget / cost per contact), plus the control group.";
+  note.hidden = profit;
 }
 
 function numberOrNull(id) {
@@ -174,13 +227,20 @@ function numberOrNull(id) {
 async function buildTargets(event) {
   event.preventDefault();
   showError("target-error", null);
+  const choice = rankChoice();
+  const needsCampaign = !choice || choice.needs_campaign;
   const body = {
-    campaign: $("campaign").value,
+    campaign: needsCampaign ? $("campaign").value : $("list-name").value.trim(),
+    rank_by: $("rank-by").value || "auto",
     budget: numberOrNull("budget"),
     cost: numberOrNull("cost"),
-    margin: numberOrNull("margin"),
     control: (numberOrNull("control") ?? 0) / 100,
   };
+  if (!choice || choice.has_profit) body.margin = numberOrNull("margin");
+  if (!body.campaign) {
+    showError("target-error", new ApiError(422, needsCampaign ? "choose a campaign" : "give the list a name"));
+    return;
+  }
   $("target-busy").hidden = false;
   $("build").disabled = true;
   try {
@@ -196,27 +256,38 @@ async function buildTargets(event) {
 
 function showTargets(result) {
   const s = result.summary;
+  const r = result.ranking;
+  const known = (v) => v !== null && v !== undefined;
   const facts = [
-    ["ranked by", result.method === "uplift" ? "incremental profit (uplift)" : "expected profit"],
+    ["ranked by", r.measure, "ranked-by"],
     ["audience", fmt.int(s.audience)],
     ["contacted", fmt.int(s.contacted)],
     ["control group", fmt.int(s.control)],
-    ["expected responders", fmt.num(s.expected_responders, 1)],
-    ["cost", fmt.num(s.cost)],
-    ["expected profit", fmt.num(s.expected_profit)],
   ];
-  if (s.incremental_profit !== null && s.incremental_profit !== undefined) {
-    facts.push(["incremental profit", fmt.num(s.incremental_profit)]);
+  if (known(s.expected_responders)) facts.push(["expected responders", fmt.num(s.expected_responders, 1)]);
+  facts.push(["cost", fmt.num(s.cost)]);
+  if (known(s.expected_profit)) facts.push(["expected profit", fmt.num(s.expected_profit)]);
+  if (known(s.incremental_profit)) facts.push(["incremental profit", fmt.num(s.incremental_profit)]);
+  if (!r.has_profit && known(r.contacted_total)) {
+    facts.push([`${r.measure} of the contacted`, r.method === "churn" ? fmt.num(r.contacted_total, 1) : fmt.num(r.contacted_total),
+                "ranked-total"]);
   }
   const dl = $("target-summary");
   dl.replaceChildren();
-  for (const [k, v] of facts) {
-    const key = k.replace(/\s+/g, "-");
-    dl.append(el("div", { class: "card", "data-fact": key }, el("dt", {}, k), el("dd", {}, v)));
+  for (const [k, v, key] of facts) {
+    dl.append(el("div", { class: "card", "data-fact": key || k.replace(/\s+/g, "-") }, el("dt", {}, k), el("dd", {}, v)));
   }
-  $("target-notes").replaceChildren(...(result.notes || []).map((n) => el("li", {}, n)));
+  const notes = [`Ranked by ${r.label}${r.because ? `: ${r.because}` : ""}.`];
+  if (!r.has_profit) {
+    const response = byModel(result.missing).response;
+    notes.push("No expected responders or profit for this list" +
+               (response ? `. ${response.message}` : ": this ranking has no profit estimate."));
+  }
+  $("target-notes").replaceChildren(...notes.concat(result.notes || []).map((n) => el("li", {}, n)));
+  $("gain-caption").textContent =
+    `Gain curve: ${r.axis} by share of the audience contacted (ranked by ${r.measure} vs random order)`;
   const audience = Math.max(1, s.audience || 1);
-  gainChart($("gain-chart"), result.gain, ((s.contacted || 0) + (s.control || 0)) / audience);
+  gainChart($("gain-chart"), result.gain, ((s.contacted || 0) + (s.control || 0)) / audience, r);
   $("list-id").textContent = result.list_id;
   $("target-result").hidden = false;
   const link = $("download");
@@ -240,35 +311,36 @@ async function download(event) {
   }
 }
 
-/** Cumulative profit against the share contacted: the ranking used, and a random order. */
-function gainChart(box, points, contactedShare) {
+/** The ranked measure (profit, value at risk, ...) summed over the share contacted: the ranking, and a random order. */
+function gainChart(box, points, contactedShare, ranking) {
   const W = 640, H = 320, m = { l: 70, r: 20, t: 16, b: 44 };
-  const ys = points.flatMap((p) => [p.cumulative_profit, p.cumulative_profit_random]);
+  const ys = points.flatMap((p) => [p.cumulative, p.cumulative_random]);
   let lo = Math.min(0, ...ys), hi = Math.max(0, ...ys);
   if (hi === lo) hi = lo + 1;
   const x = (v) => m.l + v * (W - m.l - m.r);
   const y = (v) => H - m.b - ((v - lo) / (hi - lo)) * (H - m.t - m.b);
   const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "gain curve", id: "gain-svg" });
+  const tickText = hi - lo < 20 ? (t) => fmt.num(t, 1) : fmt.int;
   for (const t of ticks(lo, hi)) {
     chart.append(svg("line", { x1: m.l, x2: W - m.r, y1: y(t), y2: y(t), class: "grid" }));
-    chart.append(svg("text", { x: m.l - 6, y: y(t) + 4, "text-anchor": "end", class: "tick" }, fmt.int(t)));
+    chart.append(svg("text", { x: m.l - 6, y: y(t) + 4, "text-anchor": "end", class: "tick" }, tickText(t)));
   }
   for (const t of [0, 0.2, 0.4, 0.6, 0.8, 1]) {
     chart.append(svg("text", { x: x(t), y: H - m.b + 16, "text-anchor": "middle", class: "tick" }, `${t * 100}%`));
   }
   chart.append(svg("text", { x: (m.l + W - m.r) / 2, y: H - 6, "text-anchor": "middle", class: "axis" }, "share of the audience contacted"));
-  chart.append(svg("text", { x: 14, y: (m.t + H - m.b) / 2, "text-anchor": "middle", class: "axis",
-                             transform: `rotate(-90 14 ${(m.t + H - m.b) / 2})` }, "cumulative profit"));
+  chart.append(svg("text", { x: 14, y: (m.t + H - m.b) / 2, "text-anchor": "middle", class: "axis", id: "gain-y-label",
+                             transform: `rotate(-90 14 ${(m.t + H - m.b) / 2})` }, ranking.axis));
   chart.append(svg("line", { x1: m.l, x2: W - m.r, y1: y(0), y2: y(0), class: "zero" }));
   const line = (key) => points.map((p) => `${x(p.share_contacted).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
-  chart.append(svg("polyline", { points: line("cumulative_profit_random"), class: "random", "data-series": "random" }));
-  chart.append(svg("polyline", { points: line("cumulative_profit"), class: "model", "data-series": "model" }));
+  chart.append(svg("polyline", { points: line("cumulative_random"), class: "random", "data-series": "random" }));
+  chart.append(svg("polyline", { points: line("cumulative"), class: "model", "data-series": "model" }));
   const cut = Math.min(1, Math.max(0, contactedShare));
   chart.append(svg("line", { x1: x(cut), x2: x(cut), y1: m.t, y2: H - m.b, class: "cut" }));
   chart.append(svg("text", { x: x(cut) + 4, y: m.t + 12, class: "tick" }, `list: ${fmt.pct(cut)}`));
-  const legend = svg("g", { transform: `translate(${W - m.r - 170}, ${H - m.b - 40})` });
+  const legend = svg("g", { transform: `translate(${W - m.r - 190}, ${H - m.b - 40})` });
   legend.append(svg("line", { x1: 0, x2: 20, y1: 0, y2: 0, class: "model" }));
-  legend.append(svg("text", { x: 26, y: 4, class: "tick" }, "ranked by the model"));
+  legend.append(svg("text", { x: 26, y: 4, class: "tick" }, `ranked by ${ranking.measure}`));
   legend.append(svg("line", { x1: 0, x2: 20, y1: 18, y2: 18, class: "random" }));
   legend.append(svg("text", { x: 26, y: 22, class: "tick" }, "random order"));
   chart.append(legend);
@@ -292,10 +364,13 @@ async function lookUp(event) {
 }
 
 function showCustomer(c) {
+  const absent = byModel(c.missing);
+  const score = (model, value, show) => (absent[model] ? `no ${model} model` : show(value));
   $("customer-head").textContent =
     `customer ${c.customer_id} in scoring run ${c.run_id} (as of ${c.as_of}): ` +
-    `segment ${c.segments.rfmw_segment ?? "–"}, churn risk ${fmt.pct(c.scores.churn_risk)}, ` +
-    `response ${fmt.pct(c.scores.response_prob)}, predicted value ${fmt.num(c.scores.predicted_value)}`;
+    `segment ${c.segments.rfmw_segment ?? "–"}, churn risk ${score("churn", c.scores.churn_risk, fmt.pct)}, ` +
+    `response ${score("response", c.scores.response_prob, fmt.pct)}, ` +
+    `predicted value ${score("value", c.scores.predicted_value, fmt.num)}`;
   const lineage = $("lineage-link");
   lineage.dataset.url = c.lineage_url;
   lineage.dataset.title = `lineage of run ${c.run_id}`;
@@ -303,7 +378,13 @@ function showCustomer(c) {
   $("recompute-result").textContent = "";
   const box = $("models");
   box.replaceChildren();
-  for (const m of c.models) {
+  const named = MODELS.concat(c.models.map((m) => m.model).filter((n) => !MODELS.includes(n)));
+  for (const name of named) {
+    const m = c.models.find((x) => x.model === name);
+    if (!m) {
+      if (absent[name]) box.append(missingCard(absent[name]));
+      continue;
+    }
     const card = el("article", { class: "model", "data-model": m.model });
     const score = m.model === "value" ? fmt.num(m.score) : fmt.pct(m.score);
     const cardLink = el("a", { href: "#", class: "card-link", "data-url": m.card_url, "data-title": `${m.model} model card` },
@@ -320,12 +401,21 @@ function showCustomer(c) {
     box.append(card);
   }
   const rows = (obj) => Object.entries(obj).map(([k, v]) => ({ k, v }));
+  const nullBecause = {};
+  for (const m of c.missing || []) for (const col of m.null_columns) nullBecause[col] = `no ${m.model} model`;
+  const shown = (r) => (typeof r.v === "number" ? fmt.num(r.v, 4) : r.v ?? nullBecause[r.k] ?? "–");
   $("customer-tables").replaceChildren(
     table(rows(c.segments), [{ label: "segment", show: (r) => r.k }, { label: "value", show: (r) => r.v ?? "–" }]),
-    table(rows(c.scores), [{ label: "score", show: (r) => r.k },
-                           { label: "value", num: true, show: (r) => (typeof r.v === "number" ? fmt.num(r.v, 4) : r.v ?? "–") }]),
+    table(rows(c.scores), [{ label: "score", show: (r) => r.k }, { label: "value", num: true, show: shown }]),
   );
   $("customer-result").hidden = false;
+}
+
+/** The panel of a model the run has no scores of: what is missing and what to do, instead of numbers. */
+function missingCard(missing) {
+  return el("article", { class: "model missing", "data-model": missing.model },
+            el("h3", {}, `${missing.model} `, el("span", { class: "muted" }, "not scored in this run")),
+            el("p", { class: "missing-note", "data-missing": missing.model }, missing.message));
 }
 
 /** Horizontal bars from the base value through each reason to the score. */
@@ -375,6 +465,7 @@ async function openDocument(event, kind) {
   try {
     const panel = $("doc-panel");
     $("doc-title").textContent = link.dataset.title;
+    showMissing($("doc-note"), []);
     if (kind === "html") {
       const html = await api(link.dataset.url, { as: "text" });
       $("doc-frame").srcdoc = html;
@@ -384,6 +475,7 @@ async function openDocument(event, kind) {
       $("doc-download").setAttribute("download", `${link.dataset.title.replace(/\W+/g, "-")}.html`);
     } else {
       const data = await api(link.dataset.url);
+      showMissing($("doc-note"), data.missing);
       const text = JSON.stringify(data, null, 2);
       $("doc-json").textContent = text;
       $("doc-json").hidden = false;
@@ -433,6 +525,7 @@ document.addEventListener("DOMContentLoaded", () => {
     tab.addEventListener("click", () => showView(tab.dataset.view));
   }
   $("target-form").addEventListener("submit", buildTargets);
+  $("rank-by").addEventListener("change", updateTargetForm);
   $("download").addEventListener("click", download);
   $("customer-form").addEventListener("submit", lookUp);
   $("models").addEventListener("click", (event) => {
