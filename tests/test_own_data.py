@@ -118,17 +118,23 @@ def test_online_retail_sales_only_end_to_end(public_data: Path, tmp_path: Path, 
     assert "features constant in training, left out: needs_evaluations_total" in res.output
 
     res = cli("promote", "all")
-    assert "value: PROMOTED - version 1 is the first champion" in res.output
     assert "skipped response: no response@challenger to promote" in res.output
     import mlflow
 
-    mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
-    churn_v1 = mlflow.MlflowClient().get_model_version("churn", "1")
-    if "churn: PROMOTED" not in res.output:  # the gate's reason is printed and kept on the version
-        reason = churn_v1.tags["promotion.reason"]
-        assert f"churn: not promoted - {reason}" in res.output and "baseline" in reason
-        res = cli("promote", "churn", "--force")
-        assert "churn: PROMOTED - version 1 is the first champion" in res.output and "forced past" in res.output
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    refused = []
+    for name in ("churn", "value"):
+        version = mlflow.MlflowClient().get_model_version(name, "1")
+        if f"{name}: PROMOTED - version 1 is the first champion" not in res.output:
+            # Below the best baseline here (issue 13): the gate says so, in the output and on the version
+            reason = version.tags["promotion.reason"]
+            assert f"{name}: not promoted - {reason}" in res.output and "baseline" in reason
+            assert version.tags["promotion.decision"] == "refused"
+            refused.append(name)
+    if refused:
+        res = cli("promote", "all", "--force")
+        for name in refused:
+            assert f"{name}: PROMOTED - version 1 is the first champion" in res.output and "forced past" in res.output
 
     res = cli("score", "--as-of", "2011-12-10")
     assert "models: churn v1, value v1" in res.output and "not scored: response (columns left null)" in res.output
@@ -154,6 +160,30 @@ def test_online_retail_sales_only_end_to_end(public_data: Path, tmp_path: Path, 
     listed = pd.read_csv(next(Path("out/targets").glob("*.csv")))
     assert (listed["group"] == "treatment").sum() == 250  # budget / cost contacts, the control on top
     assert (listed["group"] == "control").sum() == round(250 * 0.1 / 0.9)
+
+    # the service the web page talks to: the same run, response shown as missing, never an error
+    from fastapi.testclient import TestClient
+
+    from propensity.config import load_config
+    from serving.api import create_app
+    from serving.tokens import Role, TokenStore
+
+    store = TokenStore(tmp_path / "api_tokens.json")
+    token = store.create("e2e", Role.admin)[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(load_config(Path("propensity.toml")), store.path)) as api:
+        body = api.get(f"/customers/{customer}", headers=headers).json()
+        assert body["scores"]["response_prob"] is None and [m["model"] for m in body["missing"]] == ["response"]
+        assert body["scores"]["churn_risk"] == pytest.approx(float(scores.set_index("customer_id").loc[customer,
+                                                                                                   "churn_risk"]))
+        options = api.get("/targets/options", headers=headers).json()
+        assert options["free_name"] is True
+        assert {o["value"] for o in options["rank_by"] if o["available"]} == {"auto", "value_at_risk", "value", "churn"}
+        made = api.post("/targets", json={"campaign": "winback-web", "top": 100}, headers=headers)
+        assert made.status_code == 200, made.text
+        assert made.json()["summary"]["contacted"] == 100
+        assert api.get("/models/response/card", headers=headers).status_code == 404
+        assert api.get("/models/churn/card", headers=headers).status_code == 200
 
     res = cli("score", "--as-of", "2016-12-10", ok=False)
     assert res.exit_code == 1 and len(error_lines(res)) == 1

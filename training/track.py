@@ -45,7 +45,11 @@ def configure(cfg: MlflowConfig, experiment: str) -> str:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     uri = cfg.tracking_uri
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # An absolute path: MLflow caches one store per URI text, so a relative one would
+        # keep pointing at the first folder it was opened from.
+        db = Path(uri.removeprefix("sqlite:///")).resolve()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{db}"
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(experiment)
