@@ -63,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from features.load import Warehouse, WarehouseError
 from propensity.config import CONFIG_FILE, ApiConfig, Config
 from serving import sink
+from serving.target import LABELS, MEASURES, PROFIT_RANKINGS, RANKING_NEEDS, RANKINGS
 from serving.tokens import Role, TokenInfo, TokenStore
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -85,20 +86,10 @@ MISSING_WHAT = {
     "value": "there is no predicted value (and no value at risk)",
 }
 # Target-list rankings: what each needs, how the page names it, what its gain curve adds up.
-RANK_BY = ("auto", "uplift", "expected_profit", "value_at_risk", "value", "churn")
+RANK_BY = RANKINGS
 RankBy = Literal["auto", "uplift", "expected_profit", "value_at_risk", "value", "churn"]
-PROFIT_RANKINGS = ("uplift", "expected_profit")
-RANKING_NEEDS = {"uplift": ("response",), "expected_profit": ("response",), "value_at_risk": ("churn", "value"),
-                 "value": ("value",), "churn": ("churn",)}
-RANKING_LABEL = {
-    "uplift": "incremental profit (uplift × value per response × margin − cost)",
-    "expected_profit": "expected profit (P(response) × value per response × margin − cost)",
-    "value_at_risk": "value at risk (churn risk × predicted value)",
-    "value": "predicted value",
-    "churn": "churn risk",
-}
-RANKING_MEASURE = {"uplift": "incremental profit", "expected_profit": "expected profit",
-                   "value_at_risk": "value at risk", "value": "predicted value", "churn": "churn risk"}
+RANKING_LABEL = LABELS
+RANKING_MEASURE = MEASURES
 GAIN_POINTS_MAX = 201
 CUSTOMER_ID = Annotated[str, PathParam(min_length=1, max_length=200, description="The customer's id, as in the warehouse.")]
 SECURITY_TEXT = ("Bearer token from `propensity tokens create --role ROLE --name NAME`. "

@@ -182,8 +182,10 @@ def runs(
         took = (f"{(r.finished_at - r.started_at).total_seconds():.0f}s"
                 if r.finished_at is not None and not _isnull(r.finished_at) else "-")
         customers = "-" if _isnull(r.customers) else f"{int(r.customers):,}"
-        say(f"{r.run_id}  attempt {r.attempt}  as of {r.as_of:%Y-%m-%d}  {r.status:<10}  "
-            f"churn v{r.churn_version} response v{r.response_version} value v{r.value_version}  "
+        versions = " ".join(f"{m} " + ("-" if _isnull(v) else f"v{v}")
+                            for m, v in (("churn", r.churn_version), ("response", r.response_version),
+                                         ("value", r.value_version)))
+        say(f"{r.run_id}  attempt {r.attempt}  as of {r.as_of:%Y-%m-%d}  {r.status:<10}  {versions}  "
             f"customers {customers}  started {r.started_at:%Y-%m-%d %H:%M:%S}  took {took}")
 
 
@@ -231,10 +233,23 @@ def explain_customer(
 
     cutoff = parse_date(as_of, "--as-of")
     configure(cfg.mlflow, cfg.training.experiment)
-    models = {name: registered_model(name, alias) for name in _names(model)}
+    from training.track import RegistryError
+
+    models, missing = {}, []
+    for name in _names(model):
+        try:
+            models[name] = registered_model(name, alias)
+        except RegistryError:
+            if model is not Target.all:
+                raise
+            missing.append(name)
+    if not models:
+        raise RegistryError(f"no model has a @{alias}; train and promote one first")
     with Warehouse(cfg.warehouse.url, read_only=True) as wh:
         row = customer_row(wh, cfg.features, customer_id, cutoff)
     typer.echo(f"customer {customer_id} as of {cutoff}")
+    for name in missing:
+        typer.echo(f"(no {name}@{alias} in the registry: not explained)")
     for exp in explain(row, models, k=top, campaign_kind=campaign_kind):
         typer.echo("")
         typer.echo("\n".join(exp.lines()))

@@ -69,6 +69,8 @@ _COLUMNS = [
 RANKINGS = ("auto", "uplift", "expected_profit", "value_at_risk", "value", "churn")
 PROFIT_RANKINGS = ("uplift", "expected_profit")
 SCORE_RANKINGS = {"value_at_risk": ("churn", "value"), "value": ("value",), "churn": ("churn",)}
+# The models whose scores each ranking needs in the run.
+RANKING_NEEDS = {"uplift": ("response",), "expected_profit": ("response",), **SCORE_RANKINGS}
 LABELS = {
     "uplift": "incremental profit (uplift x value per response x margin - cost)",
     "expected_profit": "expected profit (P(response) x value per response x margin - cost)",

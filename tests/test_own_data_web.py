@@ -200,7 +200,7 @@ def test_target_options_without_campaigns(sales_only, client) -> None:
     assert list(choices) == ["auto", "uplift", "expected_profit", "value_at_risk", "value", "churn"]
     assert {k for k, c in choices.items() if c["available"]} == {"auto", "value_at_risk", "value", "churn"}
     assert choices["expected_profit"]["why_not"] == "needs response scores, which this run does not have"
-    assert choices["auto"]["label"] == "automatic: value at risk (churn risk × predicted value)"
+    assert choices["auto"]["label"] == "automatic: value at risk (churn risk x predicted value)"
     assert not any(c["needs_campaign"] or c["has_profit"] for c in choices.values() if c["available"])
     assert client.get("/campaigns", headers=auth(sales_only, "marketer")).json() == []
 
@@ -445,7 +445,7 @@ def test_marketer_builds_a_list_without_campaigns(servers, page, tmp_path: Path)
     shown = float(page.inner_text("[data-fact=ranked-total] dd").replace(",", ""))
     assert shown == pytest.approx(treated["value_at_risk"].sum(), abs=0.006)
     notes = page.inner_text("#target-notes")
-    assert "Ranked by value at risk (churn risk × predicted value)" in notes
+    assert "Ranked by value at risk (churn risk x predicted value)" in notes
     assert "No expected responders or profit for this list. No response model:" in notes
     _no_nan(page)
     shoot(page, tmp_path, "own-data-marketer-value-at-risk")

@@ -177,7 +177,7 @@ def test_gate_refuses_a_test_half_too_small_to_judge(project) -> None:
     (decision,) = promote_models(["value"], project["wh"], strict, margin=0.0)
     n = len(small.result.data.test)
     buyers = int((small.result.data.test["label_value"] > 0).sum())
-    assert not decision.promoted and decision.challenger == small.version.version
+    assert not decision.promoted and str(decision.challenger) == str(small.version.version)
     assert f"too small to judge it ({n:,} rows, {buyers:,} positives; [training] min_test_rows 1000000" in decision.reason
     version = mlflow.MlflowClient().get_model_version("value", decision.challenger)
     assert "too small to judge" in version.tags["promotion.reason"]

@@ -134,6 +134,17 @@ def data_builder(
     return build
 
 
+def _built_or_skipped(build: Callable[[str], TrainingData], name: str, on_skip: Skip | None) -> TrainingData | None:
+    """`build(name)`, or None after telling `on_skip` why the data cannot give it (raises without on_skip)."""
+    try:
+        return build(name)
+    except TrainingDataError as e:
+        if on_skip is None:
+            raise
+        on_skip(name, str(e))
+        return None
+
+
 def train_and_log(
     names: list[str],
     warehouse: Warehouse,
@@ -156,12 +167,8 @@ def train_and_log(
     outcomes = []
     for name in names:
         progress(f"{name}: building training data")
-        try:
-            data = build(name)
-        except TrainingDataError as e:
-            if on_skip is None:
-                raise
-            on_skip(name, str(e))
+        data = _built_or_skipped(build, name, on_skip)
+        if data is None:
             continue
         progress(data.summary())
         tuned = tune(data, cfg, tune_trials, experiment_id, progress) if tune_trials else None
@@ -217,12 +224,8 @@ def promote_models(
             on_skip(name, f"no {name}@{CHALLENGER} to promote; train one with `propensity train {name}`")
             continue
         progress(f"{name}: rebuilding the out-of-time data")
-        try:
-            data = build(name)
-        except TrainingDataError as e:
-            if on_skip is None:
-                raise
-            on_skip(name, str(e))
+        data = _built_or_skipped(build, name, on_skip)
+        if data is None:
             continue
         decisions.append(promote(name, data, rules, refit_baselines=refit))
     return decisions
