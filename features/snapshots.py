@@ -46,24 +46,19 @@ SEGMENT_COLUMNS = (
 LABEL_COLUMNS = ("label_churn", "label_value", "label_purchases", "label_contacted", "label_response")
 
 
-def data_end(warehouse: Warehouse) -> date:
-    """The first date after the last transaction (the exclusive end of the data)."""
+def data_span(warehouse: Warehouse) -> tuple[date, date]:
+    """(date of the first transaction, the first date after the last one): the data's span, end exclusive."""
     if not warehouse.has("transactions"):
         raise WarehouseError("the warehouse has no transactions table; import data first")
-    last = warehouse.duck().execute("select max(ts) from transactions").fetchall()[0][0]
+    first, last = warehouse.duck().execute("select min(ts), max(ts) from transactions").fetchall()[0]
     if last is None:
         raise WarehouseError("the transactions table is empty")
-    return last.date() + timedelta(days=1)
+    return first.date(), last.date() + timedelta(days=1)
 
 
-def data_start(warehouse: Warehouse) -> date:
-    """The date of the first transaction."""
-    if not warehouse.has("transactions"):
-        raise WarehouseError("the warehouse has no transactions table; import data first")
-    first = warehouse.duck().execute("select min(ts) from transactions").fetchall()[0][0]
-    if first is None:
-        raise WarehouseError("the transactions table is empty")
-    return first.date()
+def data_end(warehouse: Warehouse) -> date:
+    """The first date after the last transaction (the exclusive end of the data)."""
+    return data_span(warehouse)[1]
 
 
 class CutoffError(ValueError):
@@ -77,7 +72,7 @@ def training_cutoffs(warehouse: Warehouse, cfg: FeaturesConfig, least: int = 2) 
         CutoffError: fewer than `least` cutoffs fit (one to train on, one out of time); the
             message says which [features] settings would fit the data.
     """
-    start, end = data_start(warehouse), data_end(warehouse)
+    start, end = data_span(warehouse)
     cutoffs = snapshot_cutoffs(end, cfg.horizon_days, cfg.snapshot_step_days, cfg.snapshot_count,
                                data_start=start, min_history_days=cfg.min_history_days)
     if len(cutoffs) >= least:
@@ -103,7 +98,7 @@ def check_as_of(warehouse: Warehouse, as_of: date, horizon_days: int, option: st
     Raises:
         CutoffError: one line naming the data's span and the flag that overrides the check.
     """
-    start, end = data_start(warehouse), data_end(warehouse)
+    start, end = data_span(warehouse)
     last = end - timedelta(days=1)
     if as_of <= start:
         raise CutoffError(f"{option} {as_of} is not after the first transaction ({start}): no customer has "

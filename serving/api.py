@@ -41,7 +41,6 @@ is 404 with one line.
 import inspect
 import io
 import math
-import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -522,17 +521,6 @@ def _current_run(wh: Warehouse) -> dict:
 
 # -- models a run lacks -------------------------------------------------------------------------
 
-_MISSING_ITEM = re.compile(r"(?:^|;\s*)(churn|response|value):\s")
-
-
-def recorded_missing(text: Any) -> dict[str, str]:
-    """`scoring_runs.missing_models` ("response: why; churn: why") as model -> why."""
-    if _plain(text) is None:
-        return {}
-    parts = _MISSING_ITEM.split(str(text))
-    return {parts[i]: parts[i + 1].strip().rstrip(";").strip() for i in range(1, len(parts) - 1, 2)}
-
-
 def _has_campaigns(wh: Warehouse) -> bool:
     """The warehouse has campaign history (a campaigns table with rows)."""
     return wh.has("campaigns") and int(wh.query("select count(*) as n from campaigns")["n"][0]) > 0
@@ -551,7 +539,7 @@ def missing_model(name: str, reason: str, has_campaigns: bool, where: str = "in 
 
 def run_missing(run: dict, has_campaigns: bool) -> list[MissingModel]:
     """The models a scoring run (a scoring_runs row) has no version of, with the recorded reasons."""
-    recorded = recorded_missing(run.get("missing_models"))
+    recorded = sink.parse_missing(run.get("missing_models"))
     out = []
     for name in MODEL_NAMES:
         if _plain(run.get(f"{name}_version")) is not None:

@@ -63,10 +63,6 @@ class RunSummary:
     missing: dict[str, str] = field(default_factory=dict)  # model -> why it has no scores in this run
     response_value: ResponseValue | None = None  # k and AOV fallback of expected_profit (serving.response_value)
 
-    def missing_text(self) -> str:
-        """The models left out of the run and why, as stored in scoring_runs.missing_models."""
-        return "; ".join(f"{k}: {v}" for k, v in self.missing.items())
-
     def report(self) -> str:
         versions = ", ".join(f"{k} v{v}" for k, v in self.versions.items())
         lines = [
@@ -185,7 +181,7 @@ def score_with(
         summary.attempt = sink.start_attempt(db, {
             "run_id": run_id, "as_of": as_of,
             **{f"{k}_version": versions.get(k) for k in MODEL_NAMES},
-            "missing_models": summary.missing_text() or None,
+            "missing_models": sink.missing_text(summary.missing),
             "response_value_k": summary.response_value.k,
             "response_value_source": summary.response_value.describe(),
             "campaign_kind": campaign_kind, "margin": margin, "contact_cost": contact_cost,

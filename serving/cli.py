@@ -180,19 +180,13 @@ def runs(
             f"started_at, finished_at from {sink.RUNS} order by started_at desc limit ?", [limit])
     for r in frame.itertuples():
         took = (f"{(r.finished_at - r.started_at).total_seconds():.0f}s"
-                if r.finished_at is not None and not _isnull(r.finished_at) else "-")
-        customers = "-" if _isnull(r.customers) else f"{int(r.customers):,}"
-        versions = " ".join(f"{m} " + ("-" if _isnull(v) else f"v{v}")
+                if not sink.is_null(r.finished_at) else "-")
+        customers = "-" if sink.is_null(r.customers) else f"{int(r.customers):,}"
+        versions = " ".join(f"{m} " + ("-" if sink.is_null(v) else f"v{v}")
                             for m, v in (("churn", r.churn_version), ("response", r.response_version),
                                          ("value", r.value_version)))
         say(f"{r.run_id}  attempt {r.attempt}  as of {r.as_of:%Y-%m-%d}  {r.status:<10}  {versions}  "
             f"customers {customers}  started {r.started_at:%Y-%m-%d %H:%M:%S}  took {took}")
-
-
-def _isnull(value: object) -> bool:
-    import pandas as pd
-
-    return bool(pd.isna(value))
 
 
 def explain_customer(

@@ -40,10 +40,12 @@ class RunExplanation:
         head = [
             f"customer {self.customer_id} in scoring run {r['run_id']} (attempt {r['attempt']}, as of "
             f"{pd.Timestamp(r['as_of']).date()}, status {r['status']})",
-            "  models: " + ", ".join(f"{m} v{r[f'{m}_version']}" for m in sink.MODELS if _has(r, f"{m}_version"))
-            + (f"; campaign kind {r['campaign_kind']!r}" if _has(r, "campaign_kind") else "")
+            "  models: " + ", ".join(f"{m} v{r[f'{m}_version']}" for m in sink.MODELS
+                                     if not sink.is_null(r.get(f"{m}_version")))
+            + (f"; campaign kind {r['campaign_kind']!r}" if not sink.is_null(r.get("campaign_kind")) else "")
             + f"; data fingerprint {r['data_fingerprint']}",
-            *([f"  not scored in this run: {r['missing_models']}"] if _has(r, "missing_models") else []),
+            *([f"  not scored in this run: {r['missing_models']}"]
+              if not sink.is_null(r.get("missing_models")) else []),
             f"  feature snapshot: {r['snapshot_path']} (sha256 {str(r['snapshot_sha256'])[:12]}..., verified)",
         ]
         body = []
@@ -79,7 +81,7 @@ def explain_run_customer(warehouse: Warehouse, cfg: Config, run_id: str, custome
                               f"(no transactions before {as_of}); check the id")
     configure(cfg.mlflow, cfg.training.experiment)
     models = {name: (versioned_model(name, str(run[f"{name}_version"])), str(run[f"{name}_version"]))
-              for name in sink.MODELS if _has(run, f"{name}_version")}
+              for name in sink.MODELS if not sink.is_null(run.get(f"{name}_version"))}
     k = int(run["reasons_per_model"]) if pd.notna(run.get("reasons_per_model")) else 5
     explanations = explain_customer(row, models, k=k, campaign_kind=run["campaign_kind"])
     recomputed = pd.concat([e.reasons.assign(model=e.model) for e in explanations], ignore_index=True)
@@ -87,12 +89,6 @@ def explain_run_customer(warehouse: Warehouse, cfg: Config, run_id: str, custome
         f"select * from {sink.REASONS} where run_id = ? and customer_id = ? order by model, rank",
         [run_id, customer_id])
     return RunExplanation(run, customer_id, explanations, stored, recomputed, _mismatches(stored, recomputed))
-
-
-def _has(run: dict, column: str) -> bool:
-    """The run row has a value in `column` (a model left out of the run has no version)."""
-    value = run.get(column)
-    return value is not None and not (isinstance(value, float) and np.isnan(value)) and value is not pd.NA
 
 
 def _mismatches(stored: pd.DataFrame, recomputed: pd.DataFrame) -> int:

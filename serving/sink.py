@@ -21,6 +21,7 @@ the warehouse finds its process gone and marks it 'stale'.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 from collections.abc import Iterator, Sequence
@@ -122,6 +123,27 @@ def failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif wanted == f"{name}:stop":
         os.kill(os.getpid(), signal.SIGSTOP)
+
+
+_MISSING_ITEM = re.compile(r"(?:^|;\s*)(churn|response|value):\s")
+
+
+def is_null(value: object) -> bool:
+    """A scoring_runs value that is null: None, NaN or pandas' NA/NaT (as the drivers return them)."""
+    return value is None or bool(pd.isna(value))
+
+
+def missing_text(missing: dict[str, str]) -> str | None:
+    """`scoring_runs.missing_models` from model -> why: "response: why; churn: why" (None when none)."""
+    return "; ".join(f"{k}: {v}" for k, v in missing.items()) or None
+
+
+def parse_missing(text: object) -> dict[str, str]:
+    """`scoring_runs.missing_models` back to model -> why ({} for null)."""
+    if is_null(text):
+        return {}
+    parts = _MISSING_ITEM.split(str(text))
+    return {parts[i]: parts[i + 1].strip().rstrip(";").strip() for i in range(1, len(parts) - 1, 2)}
 
 
 def columns(name: str) -> list[str]:

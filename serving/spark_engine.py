@@ -483,7 +483,7 @@ def _score(
         record: dict[str, Any] = {
             "run_id": run_id, "attempt": summary.attempt, "as_of": as_of, "started_at": _now(),
             "status": "running", **{f"{k}_version": versions.get(k) for k in MODELS},
-            "missing_models": "; ".join(f"{k}: {v}" for k, v in missing.items()) or None,
+            "missing_models": sink.missing_text(missing),
             "campaign_kind": campaign_kind, "margin": float(margin), "contact_cost": float(contact_cost),
             "reasons_per_model": cfg.serving.reasons_per_model, "host": socket.gethostname(), "pid": os.getpid(),
         }

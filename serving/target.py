@@ -38,7 +38,6 @@ real incremental effect can be measured afterwards.
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -244,7 +243,7 @@ def build_target_list(
         raise TargetingError(f"--rank-by {rank_by!r}: use one of {', '.join(RANKINGS)}")
     kind = _campaign_kind(warehouse, campaign)
     run = _current_run(warehouse)
-    available = {m for m in _SCORE_COLUMN if not _isnull(run.get(f"{m}_version"))}
+    available = {m for m in _SCORE_COLUMN if not sink.is_null(run.get(f"{m}_version"))}
     uplift = _uplift_for(cfg, kind) if kind is not None and rank_by in ("auto", "uplift", "expected_profit") else None
     method, because = _choose(rank_by, kind, run, available, uplift)
     notes: list[str] = []
@@ -322,17 +321,10 @@ def build_target_list(
                       gain_curve(frame["score_used"].fillna(0.0).to_numpy(), measure=MEASURES[method]), notes)
 
 
-def _isnull(value: object) -> bool:
-    return value is None or bool(pd.isna(value))
-
-
 def _missing_reason(run: dict, model: str) -> str:
     """Why the run has no `model` scores, from scoring_runs.missing_models ("model: why; model: why")."""
-    text = run.get("missing_models")
-    if _isnull(text):
-        return f"scoring run {run['run_id']} has no {model} scores"
-    found = re.search(rf"(?:^|; ){model}: (.*?)(?=; (?:churn|response|value): |$)", str(text))
-    return f"scoring run {run['run_id']} has no {model} scores" + (f" ({found.group(1)})" if found else "")
+    why = sink.parse_missing(run.get("missing_models")).get(model)
+    return f"scoring run {run['run_id']} has no {model} scores" + (f" ({why})" if why else "")
 
 
 def _choose(rank_by: str, kind: str | None, run: dict, available: set[str], uplift) -> tuple[str, str]:
@@ -391,7 +383,7 @@ def _response_value(warehouse: Warehouse, cfg: Config, run: dict, kind: str, sna
     window = cfg.features.frequency_window_days
     as_of = pd.Timestamp(run["as_of"]).date()
     k = run.get("response_value_k")
-    if kind == run.get("campaign_kind") and not _isnull(k):
+    if kind == run.get("campaign_kind") and not sink.is_null(k):
         value = rv.recorded(k, str(run.get("response_value_source") or ""), kind, as_of, run["run_id"], window)
     else:
         value = rv.observed(warehouse, kind, as_of, window)

@@ -137,7 +137,7 @@ def test_the_sales_only_run_has_no_response_scores_and_says_why(sales_only) -> N
 # -- the API on the sales-only run ----------------------------------------------------------
 
 def test_recorded_missing_models_parse(sales_only) -> None:
-    from serving.api import recorded_missing
+    from serving.sink import parse_missing as recorded_missing
 
     text = ("response: no response@champion in the registry; it needs campaigns and contacts tables; import them; "
             "churn: no churn@champion: the promotion gate refused churn version 2 (too small)")
