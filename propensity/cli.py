@@ -276,7 +276,7 @@ def demo(
     from serving.target import build_target_list, campaign_choices, save_target_list
     from training.cards import render_card
     from training.uplift import train_uplift
-    from training.pipeline import promote_models, train_and_log
+    from training.pipeline import data_builder, promote_models, train_and_log
 
     cfg = load_config(config)
     start = time.perf_counter()
@@ -300,12 +300,14 @@ def demo(
         n_features = len(frame)
         del frame
         say("3/7 training churn, response and value against their baselines")
-        outcomes = train_and_log(["churn", "response", "value"], wh, cfg, progress=progress)
+        build = data_builder(wh, cfg, cutoff_progress=lambda c: progress(f"  features as of {c}"))
+        outcomes = train_and_log(["churn", "response", "value"], wh, cfg, progress=progress, build=build)
         for out in outcomes:
             say("")
             say(out.report())
         say("\n4/7 promotion gate")
-        decisions = promote_models(["churn", "response", "value"], wh, cfg, cfg.training.promotion_margin)
+        decisions = promote_models(["churn", "response", "value"], wh, cfg, cfg.training.promotion_margin,
+                                   build=build)
         for d in decisions:
             say("  " + d.line())
         say(f"5/7 scoring every customer as of {end} with the champions")

@@ -120,15 +120,24 @@ def artifacts(
 def data_builder(
     warehouse: Warehouse, cfg: Config, cutoff_progress: Callable[[Any], None] | None = None
 ) -> Callable[[str], TrainingData]:
-    """Builds each model's training data; churn and value share one set of snapshots."""
+    """Builds each model's training data; churn and value share one set of snapshots.
+
+    Each model's data is built once per builder: a builder handed from `train_and_log`
+    to `promote_models` (the demo, where the warehouse does not change in between)
+    spares the gate a second build.
+    """
     snapshots: pd.DataFrame | None = None
+    built: dict[str, TrainingData] = {}
 
     def build(name: str) -> TrainingData:
         nonlocal snapshots
+        if name in built:
+            return built[name]
         data = training_data(name, warehouse, cfg.features, cfg.training.tuning_share,
                              progress=cutoff_progress, snapshots=snapshots)
         if name in ("churn", "value") and snapshots is None:
             snapshots = pd.concat([data.train, data.tune, data.test], ignore_index=True)
+        built[name] = data
         return data
 
     return build
@@ -152,18 +161,21 @@ def train_and_log(
     tune_trials: int = 0,
     progress: Progress = lambda _m: None,
     on_skip: Skip | None = None,
+    build: Callable[[str], TrainingData] | None = None,
 ) -> list[Outcome]:
     """Train, evaluate, log and register each named model (churn, response, value).
 
     Models are independent: with `on_skip`, a model whose training data the warehouse
     cannot give (no campaigns for response, a history too short for the cutoffs, ...)
     is reported there with the reason and the others still train; without it, the
-    first such model raises TrainingDataError.
+    first such model raises TrainingDataError. `build` (from `data_builder`) may be
+    shared with a later `promote_models` on the same, unchanged warehouse.
     """
     experiment_id = configure(cfg.mlflow, cfg.training.experiment)
     truth = warehouse.read("synth_truth") if warehouse.has("synth_truth") else pd.DataFrame()
     commit = git_commit()
-    build = data_builder(warehouse, cfg, cutoff_progress=lambda c: progress(f"  features as of {c}"))
+    if build is None:
+        build = data_builder(warehouse, cfg, cutoff_progress=lambda c: progress(f"  features as of {c}"))
     outcomes = []
     for name in names:
         progress(f"{name}: building training data")
@@ -198,7 +210,7 @@ def train_and_log(
 
 def promote_models(
     names: list[str], warehouse: Warehouse, cfg: Config, margin: float, progress: Progress = lambda _m: None,
-    force: bool = False, on_skip: Skip | None = None,
+    force: bool = False, on_skip: Skip | None = None, build: Callable[[str], TrainingData] | None = None,
 ) -> list[Decision]:
     """Run the promotion gate for each named model on freshly built out-of-time data.
 
@@ -207,11 +219,13 @@ def promote_models(
         margin: required improvement over the champion.
         force: promote past the evidence checks (test-half size, baselines); never past
             the champion comparison.
+        build: a `data_builder` already used by `train_and_log` on the same warehouse
+            (its data is reused); by default the data is built afresh.
         on_skip: called with (model, reason) for a model that has no challenger or whose
             data cannot be rebuilt; the others go on. Without it, such a model raises.
     """
     configure(cfg.mlflow, cfg.training.experiment)
-    build = data_builder(warehouse, cfg)
+    build = build or data_builder(warehouse, cfg)
     rules = GateRules(margin=margin, min_test_rows=cfg.training.min_test_rows,
                       min_test_positives=cfg.training.min_test_positives, force=force)
 

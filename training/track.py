@@ -73,6 +73,24 @@ def git_commit() -> str:
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
+# What a logged model needs to load and predict. Named here rather than left to MLflow's
+# inference, which imports the model in a subprocess (seconds per model) and missed
+# lightgbm.
+MODEL_PACKAGES = ("propensity", "mlflow", "lightgbm", "numpy", "pandas", "pyarrow", "scikit-learn", "cloudpickle")
+
+
+def model_requirements() -> list[str]:
+    """The pip requirements logged with every model: the installed versions, pinned."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for package in MODEL_PACKAGES:
+        try:
+            out.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:  # e.g. running from a source tree without installing
+            out.append(package)
+    return out
+
 
 @dataclass(frozen=True)
 class LoggedVersion:
@@ -125,6 +143,7 @@ def log_model_run(
                 artifacts={"booster": booster, "meta": meta},
                 input_example=example,
                 signature=pyfunc_signature(),
+                pip_requirements=model_requirements(),
                 metadata={"features": {"numeric": model.numeric, "categorical": model.categorical}},
             )
         client = mlflow.MlflowClient()

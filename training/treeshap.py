@@ -71,7 +71,7 @@ class _Flat:
     path_off: np.ndarray
     path_len: np.ndarray
     lfeat_off: np.ndarray      # offset into lfeat / lzero (k entries per leaf)
-    tab_off: np.ndarray        # offset into the tables (2^k * k entries per leaf)
+    tab_off: np.ndarray        # offset into the tables (k x 2^k entries per leaf, feature-major)
     # per path step of a leaf
     step_node: np.ndarray      # node index local to the tree
     step_bit: np.ndarray       # 1 << (the feature's position among the leaf's k)
@@ -360,7 +360,7 @@ def _compile() -> None:
                     else:
                         for i in range(k - 1, -1, -1):
                             total += pw[i] / (z * (k - i))
-                    out[base + mask * k + d - 1] = total * (k + 1) * (o - z) * v
+                    out[base + (d - 1) * (1 << k) + mask] = total * (k + 1) * (o - z) * v
 
     @numba.njit(cache=True, nogil=True)
     def rows(x, r0, r1, phi, node_off, node_cnt, leaf_off, leaf_cnt, fast, feat, thr, categorical, missing,
@@ -428,10 +428,12 @@ def _compile() -> None:
                             masks[r] &= ~(bit * (dec[nd, r] ^ lf))
                     t0 = tab_off[L]
                     f0 = lfeat_off[L]
+                    size = 1 << k
                     for j in range(k):
                         fj = lfeat[f0 + j]
+                        tj = t0 + j * size
                         for r in range(nb):
-                            acc[fj, r] += tables[t0 + masks[r] * k + j]
+                            acc[fj, r] += tables[tj + masks[r]]
             for r in range(nb):
                 for f in range(phi.shape[1]):
                     phi[b0 + r, f] = acc[f, r]

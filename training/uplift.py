@@ -593,7 +593,7 @@ def _log_and_register(
     """Log the run and the model as code, register it under `uplift`, point `challenger` at it."""
     import mlflow
 
-    from training.track import CHALLENGER, LoggedVersion, log_run_artifacts, pyfunc_signature
+    from training.track import CHALLENGER, LoggedVersion, log_run_artifacts, model_requirements, pyfunc_signature
 
     data = result.data
     example = model_input(data.test.head(5), data.numeric, data.categorical)
@@ -608,7 +608,7 @@ def _log_and_register(
             # training.track.pyfunc_signature); the pyfunc checks and casts its input itself.
             info = mlflow.pyfunc.log_model(name="model", python_model=str(UPLIFT_CODE),
                                            artifacts={"uplift": str(folder)}, input_example=example,
-                                           signature=pyfunc_signature(),
+                                           signature=pyfunc_signature(), pip_requirements=model_requirements(),
                                            metadata={"features": {"numeric": result.model.numeric,
                                                                   "categorical": result.model.categorical}})
         client = mlflow.MlflowClient()
