@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.load import Warehouse
 from features.synth import SynthConfig
@@ -291,3 +294,188 @@ def test_reason_text_says_when_the_history_is_shorter_than_the_window(feature, h
     row = pd.Series({"spend_365d": 10.0, "frequency_30d": 2, "monetary_avg_365d": 5.0, "returns_share_365d": 0.0,
                      "history_days": history})
     assert ex.reason_text(feature, row, 0.5, "value") == expected
+
+
+# -- sentences for many rows at once ------------------------------------------------------
+#
+# `reason_codes` builds its texts a feature at a time (issue 11); `reason_text` and
+# `format_value` stay the readable reference. The vectorised output must be the same
+# strings, in the same order, with the same dtypes, as one call per reason row.
+
+def per_row_reason_codes(frame: pd.DataFrame, values: pd.DataFrame, model_name: str, k: int) -> pd.DataFrame:
+    """`reason_codes` without the effects, as it was built before issue 11: a full sort of
+    every row, then `format_value` and `reason_text` for each reason row over dict records."""
+    features = list(values.columns)
+    n = len(frame)
+    vals = values.to_numpy(dtype=float)
+    by_name = np.argsort(np.array(features, dtype=object), kind="stable")
+    idx = by_name[np.argsort(-np.abs(vals[:, by_name]), axis=1, kind="stable")[:, :k]]
+    rows = np.repeat(np.arange(n), k)
+    cols = idx.ravel()
+    contrib = vals[rows, cols]
+    feat = np.array(features, dtype=object)[cols]
+    ids = frame["customer_id"].to_numpy() if "customer_id" in frame.columns else np.arange(n)
+    wanted = set(features) | ex._CONTEXT_COLUMNS
+    records = frame[[f for f in frame.columns if f in wanted]].to_dict("records")
+    return pd.DataFrame({
+        "customer_id": ids[rows],
+        "model": model_name,
+        "rank": np.tile(np.arange(1, k + 1), n),
+        "feature": feat,
+        "feature_value": [ex.format_value(records[r].get(f)) for r, f in zip(rows, feat)],
+        "contribution": contrib,
+        "direction": np.where(contrib > 0, "raises", np.where(contrib < 0, "lowers", "does not change")),
+        "text": [ex.reason_text(f, records[r], v, model_name) for r, f, v in zip(rows, feat, contrib)],
+    })
+
+
+def assert_same_as_per_row(model, frame: pd.DataFrame, values: pd.DataFrame, name: str, k: int) -> pd.DataFrame:
+    fake = ex.Contributions(0.0, values, np.nan_to_num(values.to_numpy()).sum(axis=1), "log-odds")
+    rc = ex.reason_codes(model, frame, name, k=k, contribs=fake)
+    pd.testing.assert_frame_equal(rc.drop(columns=["scale", "effect"]), per_row_reason_codes(frame, values, name, k))
+    return rc
+
+
+# Numbers that exercise the formats: singular 1, thousands separators, halves and other
+# decimal ties (0.05, 0.125: the float is just above or below, or exact), values at a
+# rounding boundary, negative values and -0.0, the trend words' 0.1 edge, numbers too
+# large for the vectorised rounding, infinities.
+EDGE_NUMBERS = np.array([
+    0.0, -0.0, 1.0, 1.02, 0.96, 2.0, 3.5, 12.25, 12.35, 0.125, 0.045, 0.005, 7.15, 1234.5, 999.995, 1e6 + 0.5,
+    12_345_678.0, -1.0, -0.004, -0.04, -0.05, -1234.567, 0.1, -0.1, 0.0999, 0.1001, 0.095, 0.105, 2.675, 1.005,
+    29.99, 91.5, 365.0, 1.5e12, -3e15, np.inf, -np.inf, 1 / 3, 2 / 3, 0.5, 0.25, 0.75,
+])
+NUMERIC_FEATURES = [
+    "recency_days", "overdue_ratio", "gap_median_days", "gap_mean_days", "gap_std_days", "tenure_days",
+    "purchases_total", "repeat_purchase_days", "frequency_30d", "frequency_365d", "monetary_avg_90d",
+    "monetary_avg_365d", "spend_30d", "spend_365d", "frequency_trend", "spend_trend", "returns_share_365d",
+    "width_categories", "needs_evaluations_total", "needs_open_pains", "needs_complaints_365d",
+    "needs_complaints_total", "needs_days_since_evaluation", "needs_latest_urgency", "needs_latest_importance",
+    "needs_latest_solution_fit", "needs_mean_solution_fit", "needs_other_score", "loyalty_points", "attr_score",
+]
+TEXT_FEATURES = {
+    "needs_latest_level": ["pain", "want", "requirement", ""], "needs_latest_dimension": ["price", "service"],
+    "needs_orientation": ["price", "value"], "needs_style": ["dominant", "social"],
+    "campaign_kind": ["email", "sms", "direct mail"], "attr_region": ["north", "south-east", "Zürich"],
+}
+
+
+def random_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A mix of missing values, small and large counts, decimals, edge numbers and trends."""
+    kind = rng.integers(0, 6, n)
+    scale = 10.0 ** rng.integers(0, 5, n)  # 0 to 4 decimals
+    return np.select(
+        [kind == 0, kind == 1, kind == 2, kind == 3, kind == 4],
+        [np.full(n, np.nan), rng.integers(0, 4, n).astype(float), rng.integers(0, 10 ** rng.integers(1, 8, n)),
+         np.round(rng.uniform(-50, 5000, n) * scale) / scale, rng.choice(EDGE_NUMBERS, n)],
+        rng.uniform(-1.2, 1.2, n),
+    )
+
+
+def random_feature_frame(seed: int, n: int) -> pd.DataFrame:
+    """Every feature kind `_describe` knows, generic ones, and columns of every dtype a frame may hold."""
+    rng = np.random.default_rng(seed)
+    cols: dict[str, object] = {"customer_id": [f"c{i:05d}" for i in range(n)]}
+    for i, f in enumerate(NUMERIC_FEATURES):
+        x = random_numbers(rng, n)
+        dtype = ["float64", "Int64", "int64", "Float64", "float32"][(i + seed) % 5]
+        if dtype in ("Int64", "int64"):
+            x = np.where(np.isfinite(x) & (np.abs(x) < 1e15), np.round(x), np.nan)
+        if dtype == "int64":
+            x = np.nan_to_num(x, nan=0.0)
+        cols[f] = pd.array(x, dtype="Float64").astype(dtype) if dtype == "Int64" else pd.Series(x).astype(dtype)
+    history = rng.choice([0, 1, 2, 29, 30, 31, 92, 364, 365, 400, -3, 0.5, 29.5, 91.99, np.nan], n)
+    cols["history_days"] = history
+    for f, levels in TEXT_FEATURES.items():
+        cols[f] = pd.Series(rng.choice([*levels, None], n), dtype="str")
+    cols["attr_band"] = pd.Categorical(rng.choice(["a", "b", None], n))
+    cols["attr_code"] = pd.Series(rng.choice(["x1", "y2", None], n), dtype=object)  # strings in an object column
+    cols["attr_flag"] = rng.random(n) < 0.5
+    cols["attr_maybe"] = pd.array(rng.choice([True, False, None], n), dtype="boolean")
+    cols["attr_since"] = pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.integers(0, 400, n), unit="D")
+    cols["attr_mixed"] = pd.Series(rng.choice(np.array([1, 2.5, "x", True, None], dtype=object), n), dtype=object)
+    return pd.DataFrame(cols)
+
+
+def random_contributions(rng: np.random.Generator, n: int, features: list[str]) -> pd.DataFrame:
+    """Normal values with exact zeros and ties of equal size (both signs)."""
+    values = rng.normal(size=(n, len(features)))
+    values[rng.random(values.shape) < 0.1] = 0.0
+    tied = rng.random(values.shape) < 0.1
+    values[tied] = rng.choice([0.5, -0.5], tied.sum())
+    return pd.DataFrame(values, columns=features)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("few", [0, ex._FEW], ids=["array formatting", "Python formatting of few values"])
+def test_vectorised_reasons_equal_the_per_row_sentences(world, seed: int, few: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every feature of every row explained (k = all features), so every branch meets every kind of value."""
+    monkeypatch.setattr(ex, "_FEW", few)
+    model = world["results"]["churn"].model
+    frame = random_feature_frame(seed, 300)
+    features = [c for c in frame.columns if c not in ("customer_id", "history_days")]
+    values = random_contributions(np.random.default_rng(seed), len(frame), features)
+    name = ["churn", "response", "value", "uplift"][seed % 4]  # "uplift": the generic target words
+    rc = assert_same_as_per_row(model, frame, values, name, k=len(features))
+    # the frame reaches every template, including the fallback for dates and mixed objects
+    assert rc["text"].str.startswith("No purchase for 1 day, usual gap").any()
+    assert rc["text"].str.contains(" of history: ").any()
+    assert rc["feature_value"].str.contains(",").any() and rc["feature_value"].eq("yes").any()
+
+
+def test_vectorised_reasons_with_nan_contributions_and_other_ids(world) -> None:
+    model = world["results"]["churn"].model
+    frame = random_feature_frame(7, 120)
+    features = [c for c in frame.columns if c not in ("customer_id", "history_days")]
+    values = random_contributions(np.random.default_rng(7), len(frame), features)
+    values.iloc[3, [1, 4]] = np.nan  # ranked last, "does not change"
+    assert_same_as_per_row(model, frame, values, "churn", k=6)
+    assert_same_as_per_row(model, frame.assign(customer_id=np.arange(120) * 3), values, "value", k=3)
+    assert_same_as_per_row(model, frame.assign(customer_id=frame["customer_id"].astype(object)), values, "churn", k=3)
+    assert_same_as_per_row(model, frame.drop(columns=["customer_id", "history_days"]), values, "response", k=4)
+    assert_same_as_per_row(model, frame.head(0), values.head(0), "churn", k=5)  # empty: same dtypes too
+    # text where a number is read: the per-row reference reads it as a number, and so does reason_codes
+    as_text = frame.assign(recency_days=frame["recency_days"].astype("str"), gap_median_days="12")
+    assert_same_as_per_row(model, as_text, values, "churn", k=len(features))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vectorised_reasons_equal_the_per_row_sentences_on_the_sample_world(world, name: str) -> None:
+    result = world["results"][name]
+    c = world["contribs"][name]
+    assert_same_as_per_row(result.model, result.data.test, c.values, name, k=5)
+    assert_same_as_per_row(result.model, result.data.test.head(500), c.values.head(500), name, k=len(c.values.columns))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.floats(allow_nan=False, width=64),
+    st.floats(min_value=-1e7, max_value=1e7, allow_nan=False),
+    st.integers(-10 ** 9, 10 ** 9).map(float),
+    # decimal ties and their neighbours: k + 0.05, k + 0.125, ... one float up or down
+    st.builds(lambda k, tie, sign, step: np.nextafter(sign * (k + tie), step * np.inf),
+              st.integers(0, 10 ** 6), st.sampled_from([0.05, 0.005, 0.125, 0.25, 0.5, 0.045, 0.015, 0.995]),
+              st.sampled_from([1.0, -1.0]), st.sampled_from([1.0, -1.0, 0.0])),
+), min_size=1, max_size=40))
+def test_number_texts_equal_python_formatting(xs: list[float]) -> None:
+    x = np.array(xs, dtype=float)
+    with mock.patch.object(ex, "_FEW", 0):  # the array formatting, used beyond a few distinct values
+        for decimals in (1, 2):
+            assert ex._nums(x, decimals).strings().to_pylist() == [ex._num(v, decimals) for v in xs]
+        assert ex._moneys(x).strings().to_pylist() == [ex._money(v) for v in xs]
+        assert ex._plurals(x, "day").strings().to_pylist() == [ex._plural(v, "day") for v in xs]
+        assert ex._plurals(x, "category", "categories").strings().to_pylist() == \
+            [ex._plural(v, "category", "categories") for v in xs]
+        assert ex._trends(x, "Spend").strings().to_pylist() == [ex._trend(v, "Spend") for v in xs]
+        assert ex._shares(x).strings().to_pylist() == [f"{v:.0%}" for v in xs]
+
+
+def test_top_k_equals_a_full_stable_sort() -> None:
+    rng = np.random.default_rng(0)
+    features = [f"f{i:02d}" for i in rng.permutation(30)]
+    for values in (rng.normal(size=(2000, 30)), rng.integers(-2, 3, (2000, 30)).astype(float)):  # many ties
+        by_name = np.argsort(np.array(features, dtype=object), kind="stable")
+        for k in (1, 5, 30):
+            full = by_name[np.argsort(-np.abs(values[:, by_name]), axis=1, kind="stable")[:, :k]]
+            np.testing.assert_array_equal(ex._top_k(values, features, k), full)
