@@ -17,6 +17,7 @@ import typer
 
 from propensity.config import Config, ConfigError, load_config, write_default_config
 from propensity.console import ConfigOption, friendly, parse_date, say
+from propensity.progress import Progress
 
 app = typer.Typer(
     help="Churn risk, campaign response and future value for every customer, explained.",
@@ -101,7 +102,8 @@ def data_import(
             when = datetime.fromisoformat(extracted_at)
         except ValueError:
             raise ConfigError(f"--extracted-at {extracted_at!r}: use a date like 2024-06-30") from None
-    with _open_warehouse(cfg) as wh:
+    with _open_warehouse(cfg) as wh, Progress() as progress:
+        progress.stage(f"importing {file} into {table}")
         result = import_file(
             wh, spec, file,
             mapping=mapping,
@@ -125,7 +127,8 @@ def data_import_public(
     from features.sources import import_public
 
     cfg = load_config(config)
-    with _open_warehouse(cfg) as wh:
+    with _open_warehouse(cfg) as wh, Progress() as progress:
+        progress.stage(f"importing {name} from {path}")
         results = import_public(wh, name, path)
     for r in results:
         say(r.summary())
@@ -146,20 +149,16 @@ def data_synth(
     churn probability, churn driver and campaign uplift.
     """
     cfg = load_config(config)
-    with _open_warehouse(cfg) as wh:
-        _synth_into(wh, customers, seed)
+    with _open_warehouse(cfg) as wh, Progress() as progress:
+        _synth_into(wh, customers, seed, progress)
 
 
-def _synth_into(wh, customers: int, seed: int) -> None:
+def _synth_into(wh, customers: int, seed: int, progress: Progress) -> None:
     from features.synth import SynthConfig
     from features.synth_import import load_sample_world
 
     start = time.perf_counter()
-    results = load_sample_world(
-        wh,
-        SynthConfig(customers=customers, seed=seed),
-        progress=lambda m: say(f"  [{time.perf_counter() - start:5.1f}s] {m}"),
-    )
+    results = load_sample_world(wh, SynthConfig(customers=customers, seed=seed), progress=progress.say)
     for r in results:
         say("  " + r.summary())
     say(f"sample world ({customers:,} customers, seed {seed}) loaded into {wh.url} in {time.perf_counter() - start:.1f}s")
@@ -184,7 +183,8 @@ def data_export_parquet(
 ) -> None:
     """Write the canonical tables as Parquet files: the input of `propensity score --engine spark`."""
     cfg = load_config(config)
-    with _open_warehouse(cfg, read_only=True) as wh:
+    with _open_warehouse(cfg, read_only=True) as wh, Progress() as progress:
+        progress.stage(f"writing the canonical tables to {folder}")
         written = wh.export_parquet(folder)
     for name, path in written.items():
         say(f"  {name:<20} -> {path}")
@@ -219,7 +219,9 @@ def features_build(
                 f"[{cutoff_date}, +{cfg.features.horizon_days} days) is complete; labels are left out"
             )
         start = time.perf_counter()
-        frame = build_features(wh, cutoff_date, cfg.features, with_labels=labels and complete)
+        with Progress() as progress:
+            progress.say(f"features as of {cutoff_date}")
+            frame = build_features(wh, cutoff_date, cfg.features, with_labels=labels and complete)
     target.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(target, index=False)
     say(
@@ -244,12 +246,11 @@ def features_snapshots(
         update={k: v for k, v in {"snapshot_count": count, "snapshot_step_days": step_days}.items() if v}
     )
     target = out or Path(fcfg.output_dir) / "snapshots.parquet"
-    start = time.perf_counter()
-    with _open_warehouse(cfg, read_only=True) as wh:
+    with _open_warehouse(cfg, read_only=True) as wh, Progress() as progress:
         cutoffs = training_cutoffs(wh, fcfg, least=1)
-        frame = build_snapshots(
-            wh, fcfg, cutoffs, progress=lambda c: say(f"  [{time.perf_counter() - start:5.1f}s] as of {c}")
-        )
+        number = {c: i for i, c in enumerate(cutoffs, 1)}
+        frame = build_snapshots(wh, fcfg, cutoffs,
+                                progress=lambda c: progress.say(f"as of {c} ({number[c]} of {len(cutoffs)})"))
     target.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(target, index=False)
     say(f"{len(frame):,} rows over {len(cutoffs)} cutoffs ({cutoffs[0]} .. {cutoffs[-1]}) -> {target}")
@@ -272,7 +273,6 @@ def demo(
     """
     from features.snapshots import build_features, data_end
     from serving.batch import run_scoring
-    from serving.cli import clear_bar_line, customer_bar
     from serving.target import build_target_list, campaign_choices, save_target_list
     from training.cards import render_card
     from training.uplift import train_uplift
@@ -280,18 +280,14 @@ def demo(
 
     cfg = load_config(config)
     start = time.perf_counter()
-
-    def progress(message: str) -> None:
-        clear_bar_line()
-        say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
-
-    say("1/7 sample world")
-    with _open_warehouse(cfg) as wh:
-        _synth_into(wh, customers, seed)
+    with _open_warehouse(cfg) as wh, Progress() as p:
+        progress = p.say
+        progress("1/7 sample world")
+        _synth_into(wh, customers, seed, p)
         end = data_end(wh)
         # The latest cutoff with a complete label window; scoring is as of the day after the data.
         labelled = end - timedelta(days=cfg.features.horizon_days)
-        say(f"2/7 features as of {labelled} (labelled)")
+        progress(f"2/7 features as of {labelled} (labelled)")
         out_dir = Path(cfg.features.output_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         frame = build_features(wh, labelled, cfg.features, with_labels=True)
@@ -299,40 +295,40 @@ def demo(
         frame.to_parquet(features_path, index=False)
         n_features = len(frame)
         del frame
-        say("3/7 training churn, response and value against their baselines")
+        progress("3/7 training churn, response and value against their baselines")
         build = data_builder(wh, cfg, cutoff_progress=lambda c: progress(f"  features as of {c}"))
         outcomes = train_and_log(["churn", "response", "value"], wh, cfg, progress=progress, build=build)
         for out in outcomes:
             say("")
             say(out.report())
-        say("\n4/7 promotion gate")
+        say("")
+        progress("4/7 promotion gate")
         decisions = promote_models(["churn", "response", "value"], wh, cfg, cfg.training.promotion_margin,
                                    build=build)
         for d in decisions:
             say("  " + d.line())
-        say(f"5/7 scoring every customer as of {end} with the champions")
-        with customer_bar() as bar:
-            summary = run_scoring(wh, cfg, end, progress=progress, counter=bar)
+        progress(f"5/7 scoring every customer as of {end} with the champions")
+        summary = run_scoring(wh, cfg, end, progress=progress, counter=p.counter("scoring", "customers"))
         say(summary.report())
         example = wh.native_query("select customer_id from current_customer_scores "
                                   "order by churn_risk desc nulls last, customer_id limit 1")["customer_id"][0]
         kind = next((c["kind"] for c in campaign_choices(wh) if c["has_control"]), None)
         targets = None
         if kind is not None:
-            say(f"6/7 uplift model for {kind!r} campaigns and a target list (budget 2,000, cost 1.0)")
+            progress(f"6/7 uplift model for {kind!r} campaigns and a target list (budget 2,000, cost 1.0)")
             uplift = train_uplift(wh, cfg, kind, progress=progress)
             say(uplift.report())
             target_list = build_target_list(wh, cfg, kind, budget=2000.0, cost=1.0)
             save_target_list(wh, target_list, csv_dir=out_dir / "targets")
             say(target_list.report())
             targets = (kind, out_dir / "targets" / f"{target_list.summary['list_id']}.csv")
-    say("7/7 model cards")
-    cards = []
-    for name in summary.versions:  # the champions the run scored with
-        card = out_dir / "model_cards" / f"{name}.html"
-        card.parent.mkdir(parents=True, exist_ok=True)
-        card.write_text(render_card(name, "champion"))
-        cards.append(card)
+        progress("7/7 model cards")
+        cards = []
+        for name in summary.versions:  # the champions the run scored with
+            card = out_dir / "model_cards" / f"{name}.html"
+            card.parent.mkdir(parents=True, exist_ok=True)
+            card.write_text(render_card(name, "champion"))
+            cards.append(card)
     store = cfg.mlflow.tracking_uri
     say(f"\ndone in {time.perf_counter() - start:.0f}s. Where to look:")
     say(f"  tables      {cfg.warehouse.url}: current_customer_scores, current_customer_segments, "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +10,7 @@ import typer
 
 from propensity.config import ConfigError, load_config
 from propensity.console import ConfigOption, friendly, parse_date, say
+from propensity.progress import Progress
 from training.cli import Target, explain_app
 
 
@@ -53,22 +52,17 @@ def score(
     """
     cfg = load_config(config)
     cutoff = parse_date(as_of, "--as-of")
-    start = time.perf_counter()
-
-    def progress(message: str) -> None:
-        clear_bar_line()
-        say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
-
     if engine is Engine.spark:
         if input_dir is None or output_dir is None:
             raise ConfigError("--engine spark needs --input DIR (Parquet tables) and --output DIR")
         from serving.spark_engine import run_spark_scoring
 
-        summary = run_spark_scoring(
-            cfg, cutoff, input_dir, output_dir, progress=progress,
-            margin=cfg.serving.margin if margin is None else margin,
-            contact_cost=cfg.serving.contact_cost if contact_cost is None else contact_cost,
-        )
+        with Progress() as progress:
+            summary = run_spark_scoring(
+                cfg, cutoff, input_dir, output_dir, progress=progress.say,
+                margin=cfg.serving.margin if margin is None else margin,
+                contact_cost=cfg.serving.contact_cost if contact_cost is None else contact_cost,
+            )
         say(summary.report())
         return
     if input_dir is not None or output_dir is not None:
@@ -77,9 +71,10 @@ def score(
     from features.load import Warehouse
     from serving.batch import run_scoring
 
-    with Warehouse(cfg.warehouse.url) as wh, customer_bar() as bar:
-        summary = run_scoring(wh, cfg, cutoff, progress=progress, margin=margin, contact_cost=contact_cost,
-                              chunk_size=chunk_size, break_lock=break_lock, counter=bar, any_date=any_date)
+    with Warehouse(cfg.warehouse.url) as wh, Progress() as progress:
+        summary = run_scoring(wh, cfg, cutoff, progress=progress.say, margin=margin, contact_cost=contact_cost,
+                              chunk_size=chunk_size, break_lock=break_lock,
+                              counter=progress.counter("scoring", "customers"), any_date=any_date)
     say(summary.report())
     say("read the results: current_customer_scores, current_customer_segments, current_score_reasons "
         f"in {cfg.warehouse.url}")
@@ -113,53 +108,13 @@ def target(
 
     cfg = load_config(config)
     folder = out or Path(cfg.features.output_dir) / "targets"
-    with Warehouse(cfg.warehouse.url) as wh:
+    with Warehouse(cfg.warehouse.url) as wh, Progress() as progress:
+        progress.stage(f"target list for {campaign}")
         result = build_target_list(wh, cfg, campaign, budget=budget, top=top, cost=cost, margin=margin,
                                    control=control, seed=seed, rank_by=rank_by)
         list_id = save_target_list(wh, result, csv_dir=folder)
     say(result.report())
     say(f"  written: table target_lists (list_id {list_id}) and {folder / (list_id + '.csv')}")
-
-
-def clear_bar_line() -> None:
-    """Wipe a progress bar drawn on the current terminal line, so a log line can take it."""
-    import sys
-
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")
-
-
-@contextmanager
-def customer_bar(width: int = 30):
-    """A progress bar over customers scored and explained, redrawn in place on a terminal.
-
-    Off when stderr is not a terminal (logs and CI get the per-chunk lines instead).
-    """
-    import sys
-
-    live = sys.stderr.isatty()
-    started = time.perf_counter()
-    drawn = False
-
-    def update(done: int, total: int) -> None:
-        nonlocal drawn
-        if not live or total <= 0:
-            return
-        share = min(1.0, done / total)
-        elapsed = time.perf_counter() - started
-        eta = f"{elapsed / share * (1 - share):4.0f}s left" if share > 0 else "   ..."
-        filled = int(round(width * share))
-        sys.stderr.write(f"\r  score + explain [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{done:,} / {total:,} customers  {share:4.0%}  {eta}")
-        sys.stderr.flush()
-        drawn = True
-
-    try:
-        yield update
-    finally:
-        if drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def runs(

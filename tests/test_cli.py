@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -9,15 +12,28 @@ import pytest
 from typer.testing import CliRunner
 
 from propensity.cli import app
+from propensity.progress import SECONDS_ENV
+from tests.test_progress import stamped_lines
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def progress_gaps(log: str) -> list[float]:
+    """Seconds between consecutive progress lines of each command in a log (the clock restarts per command)."""
+    stamps = stamped_lines("\n".join(line for line in log.splitlines() if line.startswith("  [")))
+    return [b[0] - a[0] for a, b in zip(stamps, stamps[1:]) if b[0] >= a[0]]
 
 
 @pytest.mark.slow
 def test_demo_then_features_and_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(SECONDS_ENV, "1")
     res = runner.invoke(app, ["demo", "--customers", "1500", "--seed", "3"])
     assert res.exit_code == 0, res.output
+    # not a terminal: plain progress lines, one at least every second of work
+    assert "\r" not in res.output and max(progress_gaps(res.output)) <= 1 + 1.5
+    assert "] 5/7 scoring every customer as of " in res.output and " - still running, " in res.output
     # a 1,500-customer world is below the gate's default evidence (500 test rows) for some
     # models: the demo scores with the champions the gate let through and says why not the others
     scored = next(line for line in res.output.splitlines() if line.startswith("  models: "))
@@ -95,3 +111,25 @@ def test_commands_before_any_data_say_what_to_do(tmp_path: Path, monkeypatch: py
         "error: warehouse warehouse.duckdb does not exist yet; import data first "
         "(`propensity data import` or `propensity data synth`)"
     )
+
+
+def test_long_commands_write_progress_lines_to_a_log_file(tmp_path: Path) -> None:
+    """stdout and stderr to a file: nothing redrawn, and a timestamped line at least every
+    PROPENSITY_PROGRESS_SECONDS of work, also inside steps that report nothing themselves."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), SECONDS_ENV: "0.1"}
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        for args in (["data", "synth", "--customers", "3000", "--seed", "1"],
+                     ["features", "snapshots", "--count", "2", "--step-days", "60"],
+                     ["features", "build", "--as-of", "2025-01-01"]):
+            done = subprocess.run([sys.executable, "-m", "propensity.cli", *args], cwd=tmp_path, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, timeout=300)
+            assert done.returncode == 0, log.read_text()
+    text = log.read_text()
+    assert "\r" not in text and "\033" not in text
+    gaps = progress_gaps(text)
+    print(f"{len(gaps) + 3} progress lines, longest gap {max(gaps):.1f} s")
+    assert max(gaps) <= 0.1 + 1.0  # within a second of the setting on a busy machine; 10 s by default
+    assert "] as of 2025-04-01 (2 of 2)\n" in text and "] features as of 2025-01-01\n" in text
+    # steps that say nothing for longer than the interval (checking the tables, ...) are still heard of
+    assert " - still running, " in text

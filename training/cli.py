@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ import typer
 
 from propensity.config import Config, ConfigError, load_config
 from propensity.console import ConfigOption, friendly, say
+from propensity.progress import Progress
 
 explain_app = typer.Typer(help="Explain models (model cards) and single customers (reason codes).", no_args_is_help=True)
 
@@ -61,11 +61,6 @@ def train(
     from training import pipeline
 
     cfg = load_config(config)
-    start = time.perf_counter()
-
-    def progress(message: str) -> None:
-        say(f"  [{time.perf_counter() - start:6.1f}s] {message}")
-
     if model is TrainTarget.uplift:
         from training.uplift import train_uplift
 
@@ -73,8 +68,8 @@ def train(
             raise ConfigError("propensity train uplift needs --kind KIND (a campaign kind with control groups)")
         if learner not in ("auto", "two_model", "x_learner"):
             raise ConfigError(f"--learner {learner!r}: use auto, two_model or x_learner")
-        with Warehouse(cfg.warehouse.url, read_only=True) as wh:
-            outcome = train_uplift(wh, cfg, kind, learner=learner, progress=progress)
+        with Warehouse(cfg.warehouse.url, read_only=True) as wh, Progress() as progress:
+            outcome = train_uplift(wh, cfg, kind, learner=learner, progress=progress.say)
         say(outcome.report())
         return
     if kind is not None:
@@ -82,8 +77,8 @@ def train(
 
     names = _names(Target(model.value))
     skipped: dict[str, str] = {}
-    with Warehouse(cfg.warehouse.url, read_only=True) as wh:
-        outcomes = pipeline.train_and_log(names, wh, cfg, tune_trials=tune, progress=progress,
+    with Warehouse(cfg.warehouse.url, read_only=True) as wh, Progress() as progress:
+        outcomes = pipeline.train_and_log(names, wh, cfg, tune_trials=tune, progress=progress.say,
                                           on_skip=skipped.__setitem__)
     for out in outcomes:
         say("")
@@ -124,10 +119,10 @@ def promote(
 
     cfg: Config = load_config(config)
     skipped: dict[str, str] = {}
-    with Warehouse(cfg.warehouse.url, read_only=True) as wh:
+    with Warehouse(cfg.warehouse.url, read_only=True) as wh, Progress() as progress:
         decisions = pipeline.promote_models(
             _names(model), wh, cfg, cfg.training.promotion_margin if margin is None else margin,
-            progress=lambda m: say(f"  {m}"), force=force, on_skip=skipped.__setitem__,
+            progress=progress.say, force=force, on_skip=skipped.__setitem__,
         )
     for d in decisions:
         say(d.line())
