@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,7 +30,7 @@ from serving import sink
 from serving.registry import MODEL_NAMES, champions, missing_reasons
 from serving.response_value import ResponseValue, snapshot_median
 from serving.response_value import observed as observed_response_value
-from serving.score import score_chunk
+from serving.score import ChunkResult, score_chunk
 from serving.sink import ScoringError
 from training.feature_sets import default_campaign_kind
 from training.models import LgbmModel
@@ -40,7 +42,7 @@ Counter = Callable[[int, int], None]  # (customers done, customers in the run): 
 
 # Customers scored and explained per step inside a chunk: the progress moves at least
 # this often, and a chunk's rows are staged in pieces of this size.
-PIECE = 10_000
+PIECE = 25_000
 
 __all__ = ["RunSummary", "ScoringError", "make_run_id", "run_scoring", "score_with", "file_sha256"]
 
@@ -206,6 +208,15 @@ def score_with(
     return summary
 
 
+def _stage(db: sink._Db, run_id: str, result: ChunkResult) -> int:
+    """Stage one scored piece's rows; returns its customers."""
+    for name, frame in ((sink.SCORES, result.scores), (sink.SEGMENTS, result.segments),
+                        (sink.REASONS, result.reasons)):
+        frame.insert(0, "run_id", run_id)
+        sink.stage(db, name, frame)
+    return len(result.scores)
+
+
 def _run(
     db: sink._Db, warehouse: Warehouse, cfg: Config, models: dict[str, LgbmModel],
     margin: float, contact_cost: float, chunk_size: int, summary: RunSummary, say: Progress, count: Counter,
@@ -228,19 +239,26 @@ def _run(
     sink.reset_stage(db)
     done, chunks = 0, -(-n // (2048 * max(1, -(-chunk_size // 2048))))
     count(0, n)
-    for i, part in enumerate(iter_features(summary.snapshot, as_of, chunk_size), 1):
-        for start in range(0, len(part), PIECE):
-            piece = part.iloc[start:start + PIECE].reset_index(drop=True)
-            result = score_chunk(piece, models, as_of, summary.campaign_kind, margin, contact_cost, k=k,
-                                 response_value=summary.response_value)
-            for name, frame in ((sink.SCORES, result.scores), (sink.SEGMENTS, result.segments),
-                                (sink.REASONS, result.reasons)):
-                frame.insert(0, "run_id", run_id)
-                sink.stage(db, name, frame)
-            done += len(piece)
-            count(done, n)
-        say(f"scored and explained {done:,} / {n:,} customers (chunk {i} of {chunks})")
-        sink.failpoint("staged-chunk")
+    # Pieces are scored on `workers` threads at once, one thread each (TreeSHAP, LightGBM
+    # and Arrow release the GIL), and staged here in order while the next ones compute.
+    workers = max(1, max((m.num_threads for m in models.values()), default=1))
+    per_piece = 1 if workers > 1 else None
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score") as pool:
+        for i, part in enumerate(iter_features(summary.snapshot, as_of, chunk_size), 1):
+            pending: deque[Future] = deque()
+            for start in range(0, len(part), PIECE):
+                piece = part.iloc[start:start + PIECE].reset_index(drop=True)
+                pending.append(pool.submit(score_chunk, piece, models, as_of, summary.campaign_kind, margin,
+                                           contact_cost, k=k, response_value=summary.response_value,
+                                           threads=per_piece))
+                while len(pending) > workers or (pending and pending[0].done()):
+                    done += _stage(db, run_id, pending.popleft().result())
+                    count(done, n)
+            while pending:
+                done += _stage(db, run_id, pending.popleft().result())
+                count(done, n)
+            say(f"scored and explained {done:,} / {n:,} customers (chunk {i} of {chunks})")
+            sink.failpoint("staged-chunk")
     summary.timings["score + explain"] = time.perf_counter() - t
 
     t = time.perf_counter()

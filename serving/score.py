@@ -47,6 +47,7 @@ def score_chunk(
     contact_cost: float,
     k: int = 5,
     response_value: ResponseValue | None = None,
+    threads: int | None = None,
 ) -> ChunkResult:
     """Score and explain one chunk of customers with the churn, response and value models.
 
@@ -61,6 +62,8 @@ def score_chunk(
         k: reason codes per customer and model.
         response_value: k and the AOV fallback of the run (`serving.response_value`); by
             default k = 1 and the chunk's median AOV.
+        threads: threads for explaining and scoring this chunk (default: each model's
+            `num_threads`); the batch scorer gives 1 to each of its parallel pieces.
 
     Returns:
         Score, segment and reason rows. Scores come from the same TreeSHAP pass as the
@@ -76,7 +79,7 @@ def score_chunk(
             scores[out_col[name]] = np.nan
             continue
         rows = with_campaign_kind(model, frame, campaign_kind)
-        c = contributions(model, rows, chunk_rows=max(1, len(rows)))
+        c = contributions(model, rows, chunk_rows=max(1, len(rows)), threads=threads)
         scores[out_col[name]] = transform_raw(model.kind, c.raw, model.calibration_)
         reasons.append(reason_codes(model, rows, name, k=k, contribs=c)[REASON_COLUMNS])
     value = response_value or unobserved(campaign_kind, as_of, "not measured").with_fallback(

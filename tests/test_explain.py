@@ -106,6 +106,21 @@ def test_values_equal_shap_tree_explainer(world, name: str) -> None:
     assert float(np.ravel(explainer.expected_value)[0]) == pytest.approx(world["contribs"][name].base_value, abs=1e-12)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_fast_contributions_equal_lightgbm_pred_contrib(world, name: str) -> None:
+    """The fast exact TreeSHAP (the default) against LightGBM's own, on the sample world's models."""
+    model, test = world["results"][name].model, world["results"][name].data.test
+    fast = world["contribs"][name]
+    assert fast.method.startswith("fast TreeSHAP")
+    reference = ex.contributions(model, test, method="lightgbm")
+    assert reference.method == "LightGBM pred_contrib"
+    diff = np.abs(fast.values.to_numpy() - reference.values.to_numpy()).max()
+    print(f"{name}: {len(test):,} rows, {fast.method}, max |fast - pred_contrib| = {diff:.2e}")
+    assert diff <= 1e-9
+    assert fast.base_value == pytest.approx(reference.base_value, abs=1e-12)
+    np.testing.assert_array_equal(fast.raw, reference.raw)
+
+
 # -- reason codes ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["churn", "response"])

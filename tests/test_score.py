@@ -163,11 +163,14 @@ def test_progress_and_report(scored) -> None:
     assert set(s.timings) == {"load models", "features", "score + explain", "rank", "publish"}
 
 
-def test_rerun_replaces_not_duplicates(scored) -> None:
+def test_rerun_replaces_not_duplicates(scored, monkeypatch) -> None:
     cfg, wh = scored["cfg"], scored["wh"]
     before = _snapshot(wh)
     totals = {t: wh.query(f"select count(*) as n from {t}")["n"][0] for t in sink.PUBLISHED}
-    again = run_scoring(wh, cfg, AS_OF, chunk_size=5000)  # other chunking, same result
+    # other chunking, pieces of 700 customers scored on two threads at once: same result
+    monkeypatch.setattr("serving.batch.PIECE", 700)
+    two = cfg.model_copy(update={"lightgbm": cfg.lightgbm.model_copy(update={"num_threads": 2})})
+    again = run_scoring(wh, two, AS_OF, chunk_size=5000)
     assert again.run_id == scored["summary"].run_id and again.attempt == 2
     assert again.data_fingerprint == scored["summary"].data_fingerprint
     after = _snapshot(wh)

@@ -1,9 +1,11 @@
 """Why a model scores a customer as it does: SHAP contributions, reason codes, charts.
 
-Contributions come from LightGBM's own TreeSHAP (`Booster.predict(pred_contrib=True)`),
-which is what `shap.TreeExplainer` runs for a LightGBM booster: the same numbers at the
-same speed, without shap's interventional mode (wrong with categorical splits, shap
-issue 5132) and without importing shap at all.
+Contributions are exact path-dependent TreeSHAP values, the numbers LightGBM's own
+`Booster.predict(pred_contrib=True)` gives (and `shap.TreeExplainer` hands on for a
+LightGBM booster), computed by `training.treeshap` from per-leaf tables at an order of
+magnitude more rows per second; trees it cannot take (see there) and `method="lightgbm"`
+go through `pred_contrib`, which stays the reference. shap's interventional mode is not
+used (wrong with categorical splits, shap issue 5132).
 
 Scales. Contributions are additive on the model's *raw* scale: log-odds for the
 classifiers, log of the expected value for the Tweedie value model (LightGBM issue
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +37,7 @@ import pyarrow.compute as pc
 from matplotlib.figure import Figure
 
 from training.models import LgbmModel, transform_raw
+from training.treeshap import Engine
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +66,14 @@ class Contributions:
         values: rows x model features, raw scale, RangeIndex aligned to the input rows.
         raw: the model's raw score per row (`LgbmModel.predict_raw`).
         scale: "log-odds" (classifiers) or "log" (Tweedie value model).
+        method: how they were computed (e.g. "fast TreeSHAP (144 trees)").
     """
 
     base_value: float
     values: pd.DataFrame
     raw: np.ndarray
     scale: str
+    method: str = "LightGBM pred_contrib"
 
     def max_deviation(self) -> float:
         """Largest |base_value + row sum - raw score| over rows (0.0 for no rows)."""
@@ -90,41 +97,58 @@ def _threads(model: LgbmModel) -> int:
     return max(1, int(getattr(model, "num_threads", 1) or 1))
 
 
-def contributions(model: LgbmModel, frame: pd.DataFrame, chunk_rows: int = 50_000) -> Contributions:
+METHODS = ("auto", "lightgbm")
+
+
+def contributions(model: LgbmModel, frame: pd.DataFrame, chunk_rows: int = 50_000,
+                  method: str = "auto", threads: int | None = None) -> Contributions:
     """TreeSHAP contributions of every feature for every row, computed in chunks.
 
     Memory stays bounded by `chunk_rows` (the encoded chunk and its contribution
-    matrix), apart from the result itself. Additivity is checked on every call.
+    matrix), apart from the result itself. Additivity is checked on every call against
+    LightGBM's own raw scores.
 
     Args:
-        model: a fitted `LgbmModel`; its `num_threads` sets LightGBM's threads.
+        model: a fitted `LgbmModel`; its `num_threads` sets the threads.
         frame: feature frame (any index; the result uses a RangeIndex in the same order).
-        chunk_rows: rows per `pred_contrib` call.
+        chunk_rows: rows per chunk.
+        method: "auto" (fast exact TreeSHAP, LightGBM for the trees it cannot take) or
+            "lightgbm" (`pred_contrib` for every tree: the reference).
+        threads: threads to use (default: the model's `num_threads`).
 
     Returns:
-        The contributions, base value, raw scores and scale.
+        The contributions, base value, raw scores, scale and method.
 
     Raises:
         AdditivityError: base + contributions differ from `predict_raw` by more than 1e-6.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     booster, features = model.booster_, model.features
-    threads = _threads(model)
+    threads = _threads(model) if threads is None else max(1, int(threads))
+    engine = fast_engine(model) if method == "auto" else None
+    label = engine.summary() if engine is not None else "LightGBM pred_contrib"
     if len(frame) == 0:
-        # The bias column does not depend on the row: read it off an all-missing row.
-        empty_row = pd.DataFrame({f: [np.nan] for f in features})
-        bias = booster.predict(model.encode(empty_row), pred_contrib=True,
-                               num_iteration=model.best_iteration_, num_threads=threads)[0, -1]
+        if engine is not None:
+            bias = engine.bias
+        else:  # the bias column does not depend on the row: read it off an all-missing row
+            empty_row = pd.DataFrame({f: [np.nan] for f in features})
+            bias = booster.predict(model.encode(empty_row), pred_contrib=True,
+                                   num_iteration=model.best_iteration_, num_threads=threads)[0, -1]
         return Contributions(float(bias), pd.DataFrame(columns=features, dtype=float), np.empty(0),
-                             SCALES[model.kind])
+                             SCALES[model.kind], label)
     parts, raws = [], []
     for start in range(0, len(frame), chunk_rows):
         chunk = frame.iloc[start:start + chunk_rows]
         x = model.encode(chunk)
-        phi = booster.predict(x, pred_contrib=True, num_iteration=model.best_iteration_, num_threads=threads)
+        if engine is not None:
+            phi = engine.contributions(lightgbm_matrix(x, booster), threads=threads, lightgbm_input=x)
+        else:
+            phi = booster.predict(x, pred_contrib=True, num_iteration=model.best_iteration_, num_threads=threads)
         if phi.shape[1] != len(features) + 1:
-            raise AdditivityError(f"pred_contrib gave {phi.shape[1]} columns for {len(features)} features + bias")
+            raise AdditivityError(f"contributions have {phi.shape[1]} columns for {len(features)} features + bias")
         parts.append(phi)
         # `predict_raw` on the chunk, without encoding it twice
         raws.append(booster.predict(x, raw_score=True, num_iteration=model.best_iteration_, num_threads=threads))
@@ -132,16 +156,62 @@ def contributions(model: LgbmModel, frame: pd.DataFrame, chunk_rows: int = 50_00
     bias = phi[:, -1]
     base = float(bias[0])
     if np.ptp(bias) > 1e-12:
-        raise AdditivityError(f"the bias column of pred_contrib is not constant (range {np.ptp(bias):.3g})")
+        raise AdditivityError(f"the bias column of the contributions is not constant (range {np.ptp(bias):.3g})")
     out = Contributions(
         base_value=base,
         values=pd.DataFrame(phi[:, :-1], columns=features),
         raw=np.concatenate(raws),
         scale=SCALES[model.kind],
+        method=label,
     )
     out.check_additivity()
-    log.debug("contributions for %d rows, max additivity deviation %.3g", len(frame), out.max_deviation())
+    log.debug("contributions for %d rows by %s, max additivity deviation %.3g", len(frame), label,
+              out.max_deviation())
     return out
+
+
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ENGINES_LOCK = threading.Lock()
+
+
+def fast_engine(model: LgbmModel) -> Engine:
+    """The model's `training.treeshap.Engine`, built on first use and kept while the booster lives."""
+    booster = model.booster_
+    iteration = int(model.best_iteration_ or 0)
+    with _ENGINES_LOCK:  # parallel scoring pieces: build once
+        cached = _ENGINES.get(booster)
+        if cached is None or cached[0] != iteration:
+            engine = Engine(booster, num_iteration=iteration)
+            _ENGINES[booster] = (iteration, engine)
+            log.info("explaining with %s", engine.summary())
+            return engine
+        return cached[1]
+
+
+def lightgbm_matrix(x: pd.DataFrame, booster: Any) -> np.ndarray:
+    """The float64 matrix LightGBM builds from an encoded frame: categories as its integer codes.
+
+    Categorical columns are re-based on the categories stored with the booster (as
+    LightGBM's own pandas conversion does); a missing or unknown level is NaN.
+    """
+    names = booster.feature_name()
+    if list(x.columns) != names:
+        x = x[names]
+    stored = list(getattr(booster, "pandas_categorical", None) or [])
+    cols = []
+    n_cat = 0
+    for c in names:
+        s = x[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            if n_cat < len(stored) and list(s.cat.categories) != list(stored[n_cat]):
+                s = s.cat.set_categories(stored[n_cat])
+            n_cat += 1
+            codes = s.cat.codes.to_numpy(dtype=np.float64)
+            codes[codes < 0] = np.nan
+            cols.append(codes)
+        else:
+            cols.append(s.to_numpy(dtype=np.float64, na_value=np.nan))
+    return np.column_stack(cols) if cols else np.empty((len(x), 0))
 
 
 # -- reason text ---------------------------------------------------------------------

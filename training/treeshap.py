@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -297,18 +298,22 @@ def _build_tables(f: _Flat) -> np.ndarray:
 # -- numba kernels (compiled on first use, cached on disk) ------------------------------
 
 _KERNELS: dict[str, Any] = {}
+_COMPILE_LOCK = threading.Lock()
 
 
 def _tables_kernel() -> Any:
-    if "tables" not in _KERNELS:
-        _compile()
-    return _KERNELS["tables"]
+    return _kernels()["tables"]
 
 
 def _kernel() -> Any:
-    if "rows" not in _KERNELS:
-        _compile()
-    return _KERNELS["rows"]
+    return _kernels()["rows"]
+
+
+def _kernels() -> dict[str, Any]:
+    with _COMPILE_LOCK:
+        if not _KERNELS:
+            _compile()
+    return _KERNELS
 
 
 def _compile() -> None:
