@@ -295,6 +295,15 @@ def test_plots_are_figures_without_pyplot_state(world) -> None:
     for feature in ("recency_days", "needs_latest_level"):
         dep = ex.plot_dependence(c, test, feature, feature)
         assert isinstance(dep, Figure) and dep.axes[0].get_xlabel() == feature
+    # at most max_points drawn, said on the chart; the counts still cover every row
+    few = ex.plot_dependence(c, test, "recency_days", "recency", max_points=500)
+    points = few.axes[0].collections[0].get_offsets()
+    n_known = int(test["recency_days"].notna().sum())
+    assert 0 < len(points) <= 500
+    assert few.axes[0].get_legend().get_texts()[0].get_text() == f"{n_known:,} rows (500 drawn)"
+    text = ex.plot_dependence(c, test, "needs_latest_level", "level", max_points=300)
+    assert len(text.axes[0].collections[0].get_offsets()) == 300
+    assert text.axes[0].get_xlabel() == "needs_latest_level (300 drawn)"
     assert plt.get_fignums() == before
 
 

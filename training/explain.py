@@ -1016,12 +1016,14 @@ def _swarm_offsets(x: np.ndarray, rng: np.random.Generator, bins: int = 60, widt
     return rng.uniform(-1, 1, len(x)) * spread
 
 
-def plot_dependence(contribs: Contributions, frame: pd.DataFrame, feature: str, title: str) -> Figure:
+def plot_dependence(contribs: Contributions, frame: pd.DataFrame, feature: str, title: str,
+                    max_points: int = 5_000, seed: int = 0) -> Figure:
     """A feature's value against its contribution, one point per row.
 
     Numbers: a scatter (missing values noted in the legend with their mean
     contribution). Text: one column of points per level, levels ordered by mean
-    contribution.
+    contribution. Counts, means and the level order use every row; at most
+    `max_points` rows are drawn (a seeded sample, said in the legend or the axis).
 
     Returns:
         The figure (not shown, not saved).
@@ -1032,12 +1034,18 @@ def plot_dependence(contribs: Contributions, frame: pd.DataFrame, feature: str, 
         raise ValueError(f"contribs has {len(contribs.values)} rows but the frame has {len(frame)}")
     y = contribs.values[feature].to_numpy(dtype=float)
     s = frame[feature].reset_index(drop=True)
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    drawn = np.zeros(n, dtype=bool)
+    drawn[rng.choice(n, size=max_points, replace=False) if n > max_points else np.arange(n)] = True
+    sampled = f" ({drawn.sum():,} drawn)" if n > max_points else ""
     fig = Figure(figsize=(6, 4.5))
     ax = fig.subplots()
     if _is_numeric(s):
         x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         ok = ~np.isnan(x)
-        ax.scatter(x[ok], y[ok], s=6, alpha=0.4, color="#3b75af", linewidths=0, label=f"{ok.sum():,} rows")
+        ax.scatter(x[ok & drawn], y[ok & drawn], s=6, alpha=0.4, color="#3b75af", linewidths=0,
+                   label=f"{ok.sum():,} rows{sampled}")
         if (~ok).any():
             ax.axhline(float(np.mean(y[~ok])), color="#d1495b", linestyle="--", linewidth=1,
                        label=f"missing: {(~ok).sum():,} rows, mean contribution")
@@ -1047,10 +1055,10 @@ def plot_dependence(contribs: Contributions, frame: pd.DataFrame, feature: str, 
         labels = s.astype(object).where(s.notna(), "(missing)").astype(str)
         order = pd.Series(y).groupby(labels.to_numpy()).mean().sort_values().index.tolist()
         pos = {lvl: i for i, lvl in enumerate(order)}
-        xs = labels.map(pos).to_numpy(dtype=float) + np.random.default_rng(0).uniform(-0.25, 0.25, len(labels))
-        ax.scatter(xs, y, s=6, alpha=0.4, color="#3b75af", linewidths=0)
+        xs = labels.map(pos).to_numpy(dtype=float) + rng.uniform(-0.25, 0.25, len(labels))
+        ax.scatter(xs[drawn], y[drawn], s=6, alpha=0.4, color="#3b75af", linewidths=0)
         ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
-        ax.set_xlabel(feature)
+        ax.set_xlabel(f"{feature}{sampled}")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set(ylabel=_axis_label(contribs.scale), title=title)
     ax.grid(alpha=0.3)
