@@ -43,8 +43,11 @@ log = logging.getLogger(__name__)
 _ZERO = float(np.float32(1e-35))
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 MAX_PATH_FEATURES = 16
-# Rows per block: each leaf's table is read for a block of rows while it is in cache.
-BLOCK_ROWS = 256
+# Rows per block: each leaf's path and table are applied to a whole block of rows in one
+# pass of long, branch-free loops (measured fastest at 2-4k rows: 1.6x 256 rows).
+BLOCK_ROWS = 4096
+# Rows below which another thread is not worth starting.
+MIN_ROWS_PER_THREAD = 256
 
 
 @dataclass
@@ -137,7 +140,7 @@ class Engine:
                     f.lfeat_off, f.tab_off, f.step_node, f.step_bit, f.step_left, f.lfeat, self.tables,
                     int(f.node_cnt.max(initial=1)), BLOCK_ROWS)
             kernel = _kernel()
-            workers = max(1, min(int(threads), math.ceil(n / BLOCK_ROWS)))
+            workers = max(1, min(int(threads), math.ceil(n / MIN_ROWS_PER_THREAD)))
             if workers == 1:
                 kernel(x, 0, n, phi, *args)
             else:
@@ -377,7 +380,7 @@ def _compile() -> None:
         n_feat = x.shape[1]
         xb = np.empty((n_feat, block))
         acc = np.empty((phi.shape[1], block))
-        dec = np.empty((max_nodes, block), dtype=np.int64)
+        dec = np.empty((max_nodes, block), dtype=np.uint8)
         masks = np.empty(block, dtype=np.int64)
         for b0 in range(r0, r1, block):
             nb = min(block, r1 - b0)
@@ -410,7 +413,7 @@ def _compile() -> None:
                     else:
                         th = thr[node]
                         mt = missing[node]
-                        dl = 1 if default_left[node] else 0
+                        dl = np.uint8(1) if default_left[node] else np.uint8(0)
                         for r in range(nb):
                             v = xb[f, r]
                             nan = math.isnan(v)
@@ -419,7 +422,7 @@ def _compile() -> None:
                             if (mt == 1 and -ZERO <= v <= ZERO) or (mt == 2 and nan):
                                 dec[j, r] = dl
                             else:
-                                dec[j, r] = 1 if v <= th else 0
+                                dec[j, r] = np.uint8(1) if v <= th else np.uint8(0)
                 for L in range(leaf_off[t], leaf_off[t] + leaf_cnt[t]):
                     k = k_arr[L]
                     full = (1 << k) - 1
@@ -430,7 +433,7 @@ def _compile() -> None:
                         bit = step_bit[p]
                         lf = step_left[p]
                         for r in range(nb):
-                            masks[r] &= ~(bit * (dec[nd, r] ^ lf))
+                            masks[r] &= ~(bit * (np.int64(dec[nd, r]) ^ lf))
                     t0 = tab_off[L]
                     f0 = lfeat_off[L]
                     size = 1 << k
