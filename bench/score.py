@@ -132,7 +132,7 @@ def child(folder: Path, threads: int, chunk: int, as_of: date) -> None:
     import pandas as pd
 
     frame_gib = pd.read_parquet(summary.snapshot).memory_usage(deep=True).sum() / 2**30
-    print(json.dumps({"total": total, "timings": summary.timings, "rows": summary.rows,
+    print(json.dumps({"total": total, "timings": summary.timings, "work": summary.work, "rows": summary.rows,
                       "customers": summary.customers, "peak_rss_gib": peak, "features_frame_gib": frame_gib,
                       "run_id": summary.run_id}))
 
@@ -378,6 +378,17 @@ def write_report(args, info: dict, train_seconds: float, run: dict, pg: dict, wh
         lines.append(f"| {stage} | {sec:,.1f} | {sec / total:.0%} |")
     lines += [
         f"| **total (wall, incl. lock and bookkeeping)** | **{total:,.1f}** | |",
+        "",
+        f"Inside *score + explain* ({args.threads} scoring thread(s), pieces scored at once and staged in "
+        "order), seconds of work summed over the threads:",
+        "",
+        "| part | seconds of work |",
+        "|---|---:|",
+        *[f"| {part} | {sec:,.1f} |" for part, sec in run.get("work", {}).items()],
+        "",
+        "(*score*: output scale, value per response, expected profit, segments; *explain*: fast exact "
+        "TreeSHAP contributions with LightGBM's raw scores and the additivity check; *reasons*: ranking, "
+        "effects and sentences; *stage*: writing the rows to the warehouse's staging tables.)",
         "",
         f"- customers scored: {run['customers']:,}; rows published: "
         + ", ".join(f"{k} {v:,}" for k, v in run["rows"].items()),

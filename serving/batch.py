@@ -60,6 +60,8 @@ class RunSummary:
     customers: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # inside "score + explain": seconds of work per part, summed over the scoring threads
+    work: dict[str, float] = field(default_factory=dict)
     data_fingerprint: str = ""
     snapshot: Path | None = None
     missing: dict[str, str] = field(default_factory=dict)  # model -> why it has no scores in this run
@@ -80,6 +82,9 @@ class RunSummary:
             "  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
             + f" (total {sum(self.timings.values()):.1f}s)",
         ]
+        if self.work:
+            lines.append("  score + explain, seconds of work over the scoring threads: "
+                         + ", ".join(f"{k} {v:.1f}s" for k, v in self.work.items()))
         return "\n".join(lines)
 
 
@@ -208,12 +213,16 @@ def score_with(
     return summary
 
 
-def _stage(db: sink._Db, run_id: str, result: ChunkResult) -> int:
-    """Stage one scored piece's rows; returns its customers."""
+def _stage(db: sink._Db, run_id: str, result: ChunkResult, work: dict[str, float]) -> int:
+    """Stage one scored piece's rows; returns its customers. Adds its seconds to `work`."""
+    t = time.perf_counter()
     for name, frame in ((sink.SCORES, result.scores), (sink.SEGMENTS, result.segments),
                         (sink.REASONS, result.reasons)):
         frame.insert(0, "run_id", run_id)
         sink.stage(db, name, frame)
+    for part in ("score", "explain", "reasons"):
+        work[part] = work.get(part, 0.0) + result.seconds.get(part, 0.0)
+    work["stage"] = work.get("stage", 0.0) + time.perf_counter() - t
     return len(result.scores)
 
 
@@ -252,10 +261,10 @@ def _run(
                                            contact_cost, k=k, response_value=summary.response_value,
                                            threads=per_piece))
                 while len(pending) > workers or (pending and pending[0].done()):
-                    done += _stage(db, run_id, pending.popleft().result())
+                    done += _stage(db, run_id, pending.popleft().result(), summary.work)
                     count(done, n)
             while pending:
-                done += _stage(db, run_id, pending.popleft().result())
+                done += _stage(db, run_id, pending.popleft().result(), summary.work)
                 count(done, n)
             say(f"scored and explained {done:,} / {n:,} customers (chunk {i} of {chunks})")
             sink.failpoint("staged-chunk")

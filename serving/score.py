@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -36,6 +37,10 @@ class ChunkResult:
     scores: pd.DataFrame
     segments: pd.DataFrame
     reasons: pd.DataFrame
+    # seconds spent on: "explain" (TreeSHAP contributions and raw scores, the additivity
+    # check), "reasons" (ranking, effects, sentences), "score" (the rest: output scale,
+    # value per response, expected profit, segments)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def score_chunk(
@@ -69,6 +74,8 @@ def score_chunk(
         Score, segment and reason rows. Scores come from the same TreeSHAP pass as the
         reasons (raw score -> output scale), so they equal `model.predict` exactly.
     """
+    start = time.perf_counter()
+    spent = {"explain": 0.0, "reasons": 0.0}
     ids = frame["customer_id"].to_numpy()
     scores = pd.DataFrame({"customer_id": ids, "as_of": pd.Timestamp(as_of)})
     reasons = []
@@ -79,9 +86,13 @@ def score_chunk(
             scores[out_col[name]] = np.nan
             continue
         rows = with_campaign_kind(model, frame, campaign_kind)
+        t = time.perf_counter()
         c = contributions(model, rows, chunk_rows=max(1, len(rows)), threads=threads)
+        spent["explain"] += time.perf_counter() - t
         scores[out_col[name]] = transform_raw(model.kind, c.raw, model.calibration_)
+        t = time.perf_counter()
         reasons.append(reason_codes(model, rows, name, k=k, contribs=c)[REASON_COLUMNS])
+        spent["reasons"] += time.perf_counter() - t
     value = response_value or unobserved(campaign_kind, as_of, "not measured").with_fallback(
         pd.to_numeric(frame[aov_feature()], errors="coerce").median())
     scores["response_value"] = value_per_response(frame[value.feature], value)
@@ -89,4 +100,5 @@ def score_chunk(
                                                 contact_cost)
     segments = frame[["customer_id", *SEGMENT_COLUMNS]].reset_index(drop=True)
     segments.insert(1, "as_of", pd.Timestamp(as_of))
-    return ChunkResult(scores, segments, pd.concat(reasons, ignore_index=True))
+    spent["score"] = time.perf_counter() - start - spent["explain"] - spent["reasons"]
+    return ChunkResult(scores, segments, pd.concat(reasons, ignore_index=True), spent)

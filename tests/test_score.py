@@ -161,6 +161,10 @@ def test_progress_and_report(scored) -> None:
     text = s.report()
     assert s.run_id in text and f"customers: {s.customers:,}" in text and "score_reasons" in text
     assert set(s.timings) == {"load models", "features", "score + explain", "rank", "publish"}
+    # the work inside "score + explain", by part (one thread here: it cannot exceed the stage's time)
+    assert set(s.work) == {"score", "explain", "reasons", "stage"} and min(s.work.values()) > 0
+    assert sum(s.work.values()) <= s.timings["score + explain"]
+    assert "seconds of work over the scoring threads: score " in text
 
 
 def test_rerun_replaces_not_duplicates(scored, monkeypatch) -> None:
