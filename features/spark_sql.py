@@ -5,7 +5,10 @@ customer attributes, segments and, optionally, labels), read from the Parquet fi
 that `Warehouse.export_parquet` writes, one per canonical table. Each step below
 mirrors the DuckDB step of the same name in `rfmw`, `needs`, `attributes`, `segments`
 and `labels`; the segment rules, value tiers, ordering of evaluations and column names
-are imported from those modules, so they are defined once.
+are imported from those modules, so they are defined once. Two RFMW values are computed
+the plain way here and by a cheaper plan in DuckDB (see `features.rfmw`), with the same
+results: width by grouping customer x category (DuckDB ORs category bits per order), and
+the gaps over distinct purchase days (DuckDB sorts purchase orders and drops gaps of 0).
 
 Where the two dialects differ, the Spark SQL spells out what DuckDB does:
 

@@ -169,6 +169,41 @@ def test_ties_share_a_score(warehouse: Warehouse) -> None:
     assert f[["r_score", "f_score", "m_score", "w_score"]].to_numpy().tolist() == [[1, 1, 1, 1]] * 4
 
 
+def test_width_counts_categories_beyond_the_mask(warehouse: Warehouse) -> None:
+    """Width is exact past the 63 categories that get a bit of their own (features.rfmw)."""
+    rows = [("a", f"a{i}", "2024-06-01 10:00", 5.0, f"k{i:03d}") for i in range(70)]  # 70 categories
+    rows += [
+        ("a", "a-ret", "2024-06-02 10:00", -5.0, "returned-only"),  # a return: not bought
+        ("a", "a-null", "2024-06-03 10:00", 5.0, None),  # a null category counts once, as in GROUP BY
+        ("b", "b1", "2024-06-01 10:00", 5.0, "k000"),  # the most common category
+        ("b", "b2", "2024-06-01 11:00", 5.0, "k069"),
+        ("b", "b3", "2024-06-02 10:00", 5.0, "rare-b"),  # bought once by b only
+    ]
+    rows += [(f"c{i}", f"c{i}", "2024-06-01 10:00", 5.0, "k000") for i in range(5)]
+    load(warehouse, transactions=tx_frame(rows))
+    f = build_features(warehouse, AS_OF, CFG).set_index("customer_id")
+    assert f.loc["a", "width_categories"] == 71
+    assert f.loc["b", "width_categories"] == 3
+    assert f.loc["c0", "width_categories"] == 1
+
+
+def test_same_day_purchases_add_no_gap(warehouse: Warehouse) -> None:
+    rows = [
+        ("a", "a1", "2024-06-01 09:00", 10.0, "x"),
+        ("a", "a2", "2024-06-01 17:00", 10.0, "x"),  # a second purchase the same day
+        ("a", "a3", "2024-06-04 09:00", 10.0, "x"),
+        ("a", "a4", "2024-06-04 10:00", -50.0, "x"),  # a return order between: not a purchase
+        ("a", "a5", "2024-06-11 09:00", 10.0, "x"),
+    ]
+    load(warehouse, transactions=tx_frame(rows))
+    a = build_features(warehouse, AS_OF, CFG).set_index("customer_id").loc["a"]
+    # distinct purchase days 06-01, 06-04, 06-11: gaps 3 and 7
+    assert a["repeat_purchase_days"] == 2
+    assert a["gap_mean_days"] == pytest.approx(5.0) and a["gap_median_days"] == pytest.approx(5.0)
+    assert a["gap_std_days"] == pytest.approx(np.std([3, 7], ddof=1))
+    assert a["history_days"] == 30  # from the first line, 2024-06-01
+
+
 # -- invariants ----------------------------------------------------------------------
 def random_world(seed: int, customers: int = 60, lines: int = 1500) -> dict[str, pd.DataFrame]:
     """Small random tables covering returns, several lines per order, evaluations, contacts."""
@@ -217,6 +252,26 @@ def test_sql_equals_pandas_reference(tmp_path, seed: int, as_of: date) -> None:
         customers=world["customers"], contacts=world["contacts"],
     )
     assert set(sql.columns) - {"as_of"} == set(ref.columns)
+    assert_same(sql, ref)
+
+
+def test_sql_equals_pandas_reference_with_many_categories(tmp_path) -> None:
+    """150 categories, most customers buying common and rare ones: the width's two paths."""
+    world = random_world(5)
+    rng = np.random.default_rng(5)
+    weights = 1.0 / np.arange(1, 151)
+    draws = rng.choice(150, len(world["transactions"]), p=weights / weights.sum())
+    world["transactions"]["category"] = [f"k{i:03d}" for i in draws]
+    as_of = date(2024, 6, 30)
+    with Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as wh:
+        load(wh, **world)
+        sql = build_features(wh, as_of, CFG)
+    ref = reference_features(
+        world["transactions"], as_of, needs=world["needs_evaluations"],
+        customers=world["customers"], contacts=world["contacts"],
+    )
+    tx = world["transactions"]
+    assert tx[(tx["ts"] < pd.Timestamp(as_of)) & (tx["amount"] > 0)]["category"].nunique() > 100  # well past 63
     assert_same(sql, ref)
 
 
