@@ -1,11 +1,11 @@
 """Benchmark: reason-code text per reason row, vectorised (`reason_codes`) against one sentence per row.
 
-1. Builds a sample world (``--customers``, seed ``--seed``) in a DuckDB file under
-   ``bench/.work/reasons/``, the churn, response and value training data with the
-   product's defaults, and fits the three LightGBM models with 1 thread
-   (``training.train.fit_lgbm``, no baselines). The models are saved with
-   ``LgbmModel.save``, and ``--rows`` feature rows (out-of-time test, tune, then
-   training rows of the churn data) go to Parquet. Not timed; reused when present.
+1. The set-up of ``bench/explain.py`` (its ``prepare``): a sample world (``--customers``,
+   seed ``--seed``) in a DuckDB file under ``bench/.work/reasons/``, the churn, response
+   and value models fitted with the product's defaults and 1 thread (no baselines),
+   saved with ``LgbmModel.save``, and up to ``--rows`` feature rows of each model's data
+   (out-of-time test, tune, then training rows) in Parquet; this bench explains the
+   churn rows with every model. Not timed; reused when present.
 2. For each model, on the same rows (the response model with its campaign kind added,
    as the scorer does), the contributions are computed once (not timed), then
    ``--repeat`` times, the methods taking turns:
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import shlex
@@ -56,47 +55,20 @@ NAMES = ("churn", "response", "value")
 K = 5
 
 
+def _explain_bench():
+    """bench/explain.py as a module: its set-up (world, three champions, rows on disk) is this bench's too."""
+    return load_module(str(Path(__file__).with_name("explain.py")), "bench_explain")
+
+
 def work_dir(args: argparse.Namespace) -> Path:
-    return Path(args.work) / f"c{args.customers}_s{args.seed}_r{args.rows}"
+    return _explain_bench().work_dir(args)
 
 
 def prepare(args: argparse.Namespace) -> dict:
-    """World, three models and the rows on disk; returns facts about them."""
-    folder = work_dir(args)
-    facts_path = folder / "facts.json"
-    if facts_path.exists():
-        return json.loads(facts_path.read_text())
-    from features.load import Warehouse
-    from features.synth import SynthConfig
-    from features.synth_import import load_sample_world
-    from propensity.config import Config
-    from training.dataset import training_data
-    from training.train import fit_lgbm
-
-    folder.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    db = folder / "warehouse.duckdb"
-    db.unlink(missing_ok=True)
-    cfg = Config(warehouse={"url": f"duckdb:///{db}"}, lightgbm={"num_threads": 1})
-    wh = Warehouse(cfg.warehouse.url)
-    load_sample_world(wh, SynthConfig(customers=args.customers, seed=args.seed))
-    facts: dict = {"models": {}}
-    snapshots = None
-    for name in NAMES:
-        data = training_data(name, wh, cfg.features, cfg.training.tuning_share,
-                             snapshots=snapshots if name == "value" else None)
-        if name == "churn":
-            snapshots = pd.concat([data.train, data.tune, data.test], ignore_index=True)
-            rows = pd.concat([data.test, data.tune, data.train], ignore_index=True).head(args.rows)
-            if len(rows) < args.rows:
-                raise SystemExit(f"only {len(rows):,} rows available; lower --rows or raise --customers")
-            rows.to_parquet(folder / "rows.parquet", index=False)
-        model = fit_lgbm(data, cfg)
-        model.save(str(folder / f"{name}.txt"), str(folder / f"{name}.json"))
-        facts["models"][name] = {"trees": model.best_iteration_, "features": len(model.features)}
-    wh.close()
-    facts["prepare_seconds"] = round(time.perf_counter() - t0, 1)
-    facts_path.write_text(json.dumps(facts, indent=1))
+    """World, three models and rows on disk (bench/explain.py's `prepare`); returns facts about them."""
+    facts = _explain_bench().prepare(args)
+    if facts["models"]["churn"]["rows"] < args.rows:
+        raise SystemExit(f"only {facts['models']['churn']['rows']:,} rows available; lower --rows or raise --customers")
     return facts
 
 
@@ -116,8 +88,8 @@ def per_row_texts(frame: pd.DataFrame, features: list[str], codes: pd.DataFrame,
     return values, texts
 
 
-def load_baseline(path: str):
-    spec = importlib.util.spec_from_file_location("explain_baseline", path)
+def load_module(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -131,11 +103,11 @@ def measure(args: argparse.Namespace) -> dict:
     from training.models import LgbmModel
 
     folder = work_dir(args)
-    base = load_baseline(args.baseline) if args.baseline else None
-    frame = pd.read_parquet(folder / "rows.parquet")
+    base = load_module(args.baseline, "explain_baseline") if args.baseline else None
+    frame = pd.read_parquet(folder / "churn" / "rows.parquet")  # the same rows for every model
     out: dict = {}
     for name in NAMES:
-        model = LgbmModel.load(str(folder / f"{name}.txt"), str(folder / f"{name}.json"))
+        model = LgbmModel.load(str(folder / name / "booster.txt"), str(folder / name / "meta.json"))
         rows = with_campaign_kind(model, frame, None)
         c = explain.contributions(model, rows)
         features = list(c.values.columns)
