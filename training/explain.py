@@ -144,7 +144,9 @@ def contributions(model: LgbmModel, frame: pd.DataFrame, chunk_rows: int = 50_00
         chunk = frame.iloc[start:start + chunk_rows]
         x = model.encode(chunk)
         if engine is not None:
-            phi = engine.contributions(lightgbm_matrix(x, booster), threads=threads, lightgbm_input=x)
+            # LightGBM reads the same matrix for the raw scores: no second pandas conversion
+            x = lightgbm_matrix(x, booster)
+            phi = engine.contributions(x, threads=threads)
         else:
             phi = booster.predict(x, pred_contrib=True, num_iteration=model.best_iteration_, num_threads=threads)
         if phi.shape[1] != len(features) + 1:

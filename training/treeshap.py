@@ -119,14 +119,12 @@ class Engine:
         return f"fast TreeSHAP ({self.fast_trees} trees) + LightGBM pred_contrib ({slow} trees: {why})"
 
     # -- computing ------------------------------------------------------------------
-    def contributions(self, x: np.ndarray, threads: int = 1, lightgbm_input: Any = None) -> np.ndarray:
+    def contributions(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
         """Rows x (features + 1) contributions, the last column the bias, like `pred_contrib`.
 
         Args:
             x: float64 matrix, one column per booster feature (categoricals as codes).
             threads: worker threads (rows are split between them).
-            lightgbm_input: what to hand `Booster.predict` for trees left to LightGBM
-                (e.g. the encoded DataFrame); `x` when None.
         """
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_features:
@@ -152,9 +150,8 @@ class Engine:
                         job.result()
         phi[:, -1] = self.bias
         if n and self.fallback_runs:
-            data = x if lightgbm_input is None else lightgbm_input
             for start, count in self.fallback_runs:
-                phi += self.booster.predict(data, pred_contrib=True, start_iteration=start, num_iteration=count,
+                phi += self.booster.predict(x, pred_contrib=True, start_iteration=start, num_iteration=count,
                                             num_threads=max(1, int(threads)))
         return phi
 
