@@ -26,6 +26,7 @@ from pathlib import Path
 from features.load import Warehouse
 from features.snapshots import check_as_of, iter_features, snapshot_fingerprint, write_features
 from propensity.config import Config
+from propensity.failpoints import failpoint
 from serving import sink
 from serving.registry import MODEL_NAMES, champions, missing_reasons
 from serving.response_value import ResponseValue, snapshot_median
@@ -267,7 +268,7 @@ def _run(
                 done += _stage(db, run_id, pending.popleft().result(), summary.work)
                 count(done, n)
             say(f"scored and explained {done:,} / {n:,} customers (chunk {i} of {chunks})")
-            sink.failpoint("staged-chunk")
+            failpoint("staged-chunk")
     summary.timings["score + explain"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import weakref
 from collections.abc import Iterator, Sequence
@@ -35,6 +34,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from features.load import Warehouse, WarehouseError
+from propensity.failpoints import FAILPOINT_ENV, failpoint  # noqa: F401 (serving.sink.failpoint: its old home)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -109,12 +109,6 @@ _INDEXES = {SCORES: ("run_id", "customer_id"), SEGMENTS: ("run_id", "customer_id
 # (`predicted_value_tier` is the model's; `value_tier` in customer_segments is the RFMW one.)
 TIER_SQL = "case when {d} is null then null when {d} >= 9 then 'high' when {d} >= 6 then 'medium' else 'low' end"
 
-# Fault injection for the crash and concurrency tests: PROPENSITY_FAILPOINT=<name> makes
-# the process SIGKILL itself at that point (a real kill, at a known moment);
-# <name>:stop makes it SIGSTOP itself there (holding its lock) until sent SIGCONT.
-# Unset in normal use.
-FAILPOINT_ENV = "PROPENSITY_FAILPOINT"
-
 
 class ScoringError(ValueError):
     """A scoring problem the user can fix (lock held, no customers, ...); one-line message."""
@@ -122,15 +116,6 @@ class ScoringError(ValueError):
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def failpoint(name: str) -> None:
-    """Die (SIGKILL) or stop (SIGSTOP) here when the environment asks for it (tests only)."""
-    wanted = os.environ.get(FAILPOINT_ENV, "")
-    if wanted == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif wanted == f"{name}:stop":
-        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 _MISSING_ITEM = re.compile(r"(?:^|;\s*)(churn|response|value):\s")
