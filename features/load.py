@@ -8,7 +8,8 @@ in-memory DuckDB first, so the same definitions run on both.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,12 +40,29 @@ def _open_error(path: Path, error: Exception) -> str:
     return f"cannot open warehouse {path}: {text}"
 
 
+def _is_lock_error(error: Exception) -> bool:
+    """DuckDB's refusal because another process holds the file (not a missing or corrupt file)."""
+    return "lock" in str(error).lower()
+
+
 class Warehouse:
     """A connection to the warehouse named by `url` (duckdb:///file or postgresql://...)."""
 
-    def __init__(self, url: str, read_only: bool = False) -> None:
+    def __init__(self, url: str, read_only: bool = False, lock_wait: float = 0.0,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        """Name the warehouse; nothing is opened until the first use.
+
+        Args:
+            url: duckdb:///FILE or postgresql://...
+            read_only: open a DuckDB file read-only (several processes may read at once).
+            lock_wait: seconds to keep trying when another process holds the DuckDB file
+                (0: fail at once, as the API does; commands use [warehouse] lock_wait_seconds).
+            on_wait: told once, in one line, that the file is in use and we are waiting.
+        """
         self.url = url
         self.read_only = read_only
+        self.lock_wait = lock_wait
+        self._on_wait = on_wait
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._engine = None
         if url.startswith("duckdb://"):
@@ -56,6 +74,11 @@ class Warehouse:
             self.path = None
         else:
             raise WarehouseError(f"warehouse url {url!r}: use duckdb:///FILE or postgresql://...")
+
+    @classmethod
+    def of(cls, settings, read_only: bool = False, on_wait: Callable[[str], None] | None = None) -> Warehouse:
+        """The warehouse of a `[warehouse]` config section (url, lock_wait_seconds), for commands."""
+        return cls(settings.url, read_only=read_only, lock_wait=settings.lock_wait_seconds, on_wait=on_wait)
 
     # -- connections -------------------------------------------------------------
     def duck(self) -> duckdb.DuckDBPyConnection:
@@ -71,10 +94,7 @@ class Warehouse:
                             "(`propensity data import` or `propensity data synth`)"
                         )
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        self._duck = duckdb.connect(str(self.path), read_only=self.read_only)
-                    except duckdb.IOException as e:
-                        raise WarehouseError(_open_error(self.path, e)) from None
+                    self._duck = self._connect_waiting()
             else:
                 from features.schema import TABLES
 
@@ -84,6 +104,26 @@ class Warehouse:
                     if name in TABLES or name.startswith("rejected_") or name == "synth_truth":
                         self._duck.register(name, self._pg_read(name))
         return self._duck
+
+    def _connect_waiting(self) -> duckdb.DuckDBPyConnection:
+        """Connect to the DuckDB file, waiting up to `lock_wait` seconds while another process holds it."""
+        deadline = time.monotonic() + self.lock_wait
+        told, pause = False, 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as e:
+                message = _open_error(self.path, e)
+                if not _is_lock_error(e) or time.monotonic() + pause > deadline:
+                    if _is_lock_error(e) and self.lock_wait > 0:
+                        message += f" (waited {self.lock_wait:g} s: [warehouse] lock_wait_seconds)"
+                    raise WarehouseError(message) from None
+                if not told and self._on_wait is not None:
+                    self._on_wait(f"{message.split('; wait')[0]}; waiting up to {self.lock_wait:g} s for it "
+                                  "([warehouse] lock_wait_seconds)")
+                    told = True
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def engine(self):
         """The SQLAlchemy engine of a PostgreSQL warehouse."""

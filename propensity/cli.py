@@ -42,7 +42,7 @@ def _register_stages() -> None:
 def _open_warehouse(cfg: Config, read_only: bool = False):
     from features.load import Warehouse
 
-    return Warehouse(cfg.warehouse.url, read_only=read_only)
+    return Warehouse.of(cfg.warehouse, read_only=read_only, on_wait=say)
 
 
 # -- init ---------------------------------------------------------------------------

@@ -30,6 +30,10 @@ class WarehouseConfig(_Section):
     """Where the canonical tables and the outputs live."""
 
     url: str = "duckdb:///warehouse.duckdb"
+    # A DuckDB file has one writing process at a time: a command that needs the file while
+    # another process (the API between two reads, another command) has it open waits up to
+    # this long before giving up, before doing any work.
+    lock_wait_seconds: float = Field(default=60.0, ge=0, le=86400)
 
     @field_validator("url")
     @classmethod
@@ -202,7 +206,7 @@ def load_config(path: Path | None = None) -> Config:
             msg = "unknown key; see `propensity init` for the keys that exist"
         raise ConfigError(f"{path}: {key}: {msg}") from None
     url = _expand_env(config.warehouse.url)
-    return config.model_copy(update={"warehouse": WarehouseConfig(url=url)})
+    return config.model_copy(update={"warehouse": config.warehouse.model_copy(update={"url": url})})
 
 
 def project_in(folder: Path, num_threads: int = 1) -> Config:
@@ -226,6 +230,9 @@ DEFAULT_TOML = """\
 # Where canonical tables and outputs live: a DuckDB file, or a PostgreSQL server
 # (postgresql://user:${PGPASSWORD}@host:5432/db; ${VAR} is read from the environment).
 url = "duckdb:///warehouse.duckdb"
+# A DuckDB file has one writing process at a time: a command that finds it in use (by the
+# API between two reads, or another command) waits this many seconds before giving up.
+lock_wait_seconds = 60
 
 [mlflow]
 # Local tracking store: a sqlite database and artifacts, both under mlruns/.

@@ -62,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from features.load import Warehouse, WarehouseError
 from propensity.config import CONFIG_FILE, ApiConfig, Config
 from serving import sink
+from serving.current import CurrentRun, RunCache, ServiceBusy
 from serving.target import LABELS, MEASURES, PROFIT_RANKINGS, RANKING_NEEDS, RANKINGS
 from serving.tokens import Role, TokenInfo, TokenStore
 
@@ -363,9 +364,6 @@ class RunExplanationOut(_Out):
 
 # -- errors --------------------------------------------------------------------------------
 
-class ServiceBusy(RuntimeError):
-    """The warehouse cannot be read right now (locked by a writer, missing, unreachable)."""
-
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
@@ -457,7 +455,9 @@ class _WarehouseGate:
     """Opens the warehouse for one request: read-only for DuckDB; a writer waits for readers.
 
     DuckDB refuses, within one process, a read-write connection to a file that has
-    read-only ones open (and the reverse): reads share, the one write is exclusive.
+    read-only ones open (and the reverse): reads share, the one write is exclusive. A
+    DuckDB file is opened per request and closed after it (another process, e.g. a
+    scoring run, may need it); a PostgreSQL warehouse keeps one connection pool.
     """
 
     def __init__(self, url: str) -> None:
@@ -466,6 +466,7 @@ class _WarehouseGate:
         self._cond = threading.Condition()
         self._readers = 0
         self._writing = False
+        self._shared: Warehouse | None = None if self.duckdb else Warehouse(url)
 
     @contextmanager
     def _slot(self, write: bool) -> Iterator[None]:
@@ -493,7 +494,7 @@ class _WarehouseGate:
     def open(self, write: bool = False) -> Iterator[Warehouse]:
         """The warehouse, opened and reachable, or ServiceBusy with the reason."""
         with self._slot(write):
-            wh = Warehouse(self.url, read_only=self.duckdb and not write)
+            wh = self._shared or Warehouse(self.url, read_only=not write)
             try:
                 try:
                     wh.tables()
@@ -505,7 +506,12 @@ class _WarehouseGate:
                     raise
                 yield wh
             finally:
-                wh.close()
+                if wh is not self._shared:
+                    wh.close()
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
 
 
 def _current_run(wh: Warehouse) -> dict:
@@ -571,6 +577,45 @@ def _row(frame: pd.DataFrame, drop: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def _as_date(value: Any) -> date:
     return pd.Timestamp(value).date()
+
+
+def segment_groups(scores: pd.DataFrame, segments: pd.DataFrame) -> dict[str, list[SegmentGroup]]:
+    """Customers and mean scores per value of each segment and tier column (scores joined to segments).
+
+    As SQL's `group by` would give them: a null value is a group of its own, sorted last;
+    means skip nulls and are null when every score of a group is.
+    """
+    keep = ["customer_id"] + [c for c in SUMMARY_MEANS]
+    tiers = [c for a, c in SUMMARY_GROUPS if a == "s"]
+    joined = scores[keep + tiers].merge(segments.drop(columns=["run_id", "as_of"], errors="ignore"),
+                                        on="customer_id", how="inner")
+    by: dict[str, list[SegmentGroup]] = {}
+    for _alias, column in SUMMARY_GROUPS:
+        grouped = joined.groupby(joined[column], dropna=False, sort=False)
+        table = grouped[SUMMARY_MEANS].mean()
+        counts = grouped.size()
+        groups = []
+        for value in sorted(counts.index, key=lambda v: (_plain(v) is None, "" if _plain(v) is None else str(v))):
+            means = {f"mean_{c}": _plain(table.at[value, c]) for c in SUMMARY_MEANS}
+            groups.append(SegmentGroup(value=None if _plain(value) is None else str(value),
+                                       customers=int(counts[value]), **means))
+        by[column] = groups
+    return by
+
+
+class _PerRun:
+    """One computed answer per published run (kept for the run held in memory only)."""
+
+    def __init__(self) -> None:
+        self._held: CurrentRun | None = None
+        self._value: Any = None
+
+    def get(self, held: CurrentRun) -> Any:
+        return self._value if self._held is held else None
+
+    def put(self, held: CurrentRun, value: Any) -> Any:
+        self._held, self._value = held, value
+        return value
 
 
 # -- explanations -----------------------------------------------------------------------------
@@ -641,7 +686,8 @@ def _raw_of(model: Any, score: float) -> float | None:
     return (logit - b) / a if a else None
 
 
-def waterfall(model: Any, base_raw: float, score: float, reasons: pd.DataFrame) -> tuple[float, list[WaterfallStep]] | None:
+def waterfall(model: Any, base_raw: float, score: float,
+              reasons: list[dict[str, Any]]) -> tuple[float, list[WaterfallStep]] | None:
     """From the base value through each reason to the score, on the output scale.
 
     Contributions add up on the raw scale (log-odds, log), so the steps add them there in
@@ -658,9 +704,9 @@ def waterfall(model: Any, base_raw: float, score: float, reasons: pd.DataFrame) 
         return float(transform_raw(model.kind, np.array([raw]), model.calibration_)[0])
 
     steps, at = [], base_raw
-    for r in reasons.sort_values("rank").itertuples():
-        nxt = at + float(r.contribution)
-        steps.append(WaterfallStep(label=str(r.feature), text=str(r.text), contribution=float(r.contribution),
+    for r in sorted(reasons, key=lambda r: r["rank"]):
+        nxt = at + float(r["contribution"])
+        steps.append(WaterfallStep(label=str(r["feature"]), text=str(r["text"]), contribution=float(r["contribution"]),
                                    start=out(at), end=out(nxt)))
         at = nxt
     steps.append(WaterfallStep(label="other features", text="all features not listed above",
@@ -668,18 +714,20 @@ def waterfall(model: Any, base_raw: float, score: float, reasons: pd.DataFrame) 
     return out(base_raw), steps
 
 
-def _reasons(frame: pd.DataFrame) -> list[Reason]:
+def _reasons(rows: list[dict[str, Any]]) -> list[Reason]:
     return [Reason(rank=int(r["rank"]), feature=str(r["feature"]), feature_value=_plain(r.get("feature_value")),
                    contribution=float(r["contribution"]), scale=_plain(r.get("scale")), effect=_plain(r.get("effect")),
                    text=str(r["text"]))
-            for r in frame.sort_values("rank").to_dict("records")]
+            for r in sorted(rows, key=lambda r: r["rank"])]
 
 
-def _explained(models: _Models, name: str, version: str | None, score: float, reasons: pd.DataFrame,
-               model: Any = None) -> ModelExplanation:
-    """One model's score, reasons and waterfall (no waterfall when the version cannot be loaded)."""
+def _explained(models: _Models, name: str, version: str | None, score: float,
+               reasons: pd.DataFrame | list[dict[str, Any]], model: Any = None) -> ModelExplanation:
+    """One model's score, reasons (a frame or rows) and waterfall (none when the version cannot be loaded)."""
     from training.track import RegistryError
 
+    if isinstance(reasons, pd.DataFrame):
+        reasons = reasons.to_dict("records")
     steps, base = None, None
     if version is not None and score is not None:
         try:
@@ -713,6 +761,8 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
     store = TokenStore(token_file)
     access = _Access(store)
     gate = _WarehouseGate(cfg.warehouse.url)
+    current = RunCache(cfg.warehouse.url, gate.open)
+    summaries = _PerRun()
     models = _Models(cfg)
     app = FastAPI(
         title="propensity",
@@ -743,13 +793,16 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
     # -- open endpoints ------------------------------------------------------------------
     @app.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:
-        """Is the service up, and can it read the warehouse now? No token needed."""
-        try:
-            with gate.open() as wh:
-                run = _current_run(wh)
-        except ServiceBusy as e:
-            return Health(status="ok", warehouse=_one_line(str(e)))
-        return Health(status="ok", warehouse="ready", scoring_run=run["run_id"], as_of=_as_date(run["as_of"]))
+        """Is the service up, and can it read the warehouse now? No token needed.
+
+        `warehouse` is 'ready', or why the warehouse cannot be read now (e.g. locked by a
+        scoring run); reads are then answered from the run held in memory, named in
+        `scoring_run`, if any.
+        """
+        held, problem = current.status()
+        return Health(status="ok", warehouse="ready" if problem is None else _one_line(problem),
+                      scoring_run=held.run_id if held else None,
+                      as_of=_as_date(held.run["as_of"]) if held else None)
 
     @app.get("/me", response_model=Me, tags=["service"], openapi_extra={"x-roles": [r.value for r in Role]})
     def me(info: Annotated[TokenInfo, Depends(any_role)]) -> Me:
@@ -757,26 +810,21 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         return Me(name=info.name, role=info.role, token_id=info.token_id)
 
     # -- customers -----------------------------------------------------------------------
-    def _customer_rows(wh: Warehouse, customer_id: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-        run = _current_run(wh)
-        scores = wh.native_query(f"select * from {sink.VIEWS[sink.SCORES]} where customer_id = ?", [customer_id])
-        if scores.empty:
+    def _customer_rows(customer_id: str) -> tuple[CurrentRun, dict, dict]:
+        held = current.get()
+        scores = held.score(customer_id)
+        if scores is None:
             raise HTTPException(404, f"customer {customer_id!r} is not in the current scoring run "
-                                     f"{run['run_id']} (as of {_as_date(run['as_of'])}); check the id")
-        segments = wh.native_query(f"select * from {sink.VIEWS[sink.SEGMENTS]} where customer_id = ?", [customer_id])
-        return run, scores, segments
+                                     f"{held.run_id} (as of {_as_date(held.run['as_of'])}); check the id")
+        return held, scores, held.segment(customer_id) or {}
 
     @route("get", "/customers/{customer_id}", audit, response_model=CustomerDetail, tags=["customers"])
     def customer(customer_id: CUSTOMER_ID) -> CustomerDetail:
         """A customer's scores, segments and stored reasons (with a waterfall per model) in the current run."""
-        with gate.open() as wh:
-            run, scores, segments = _customer_rows(wh, customer_id)
-            reasons = wh.native_query(f"select * from {sink.VIEWS[sink.REASONS]} where customer_id = ? "
-                                      "order by model, rank", [customer_id])
-            campaigns_known = _has_campaigns(wh)
-        score_row = _row(scores, drop=("run_id", "customer_id", "as_of"))
-        run_id = str(run["run_id"])
-        missing = run_missing(run, campaigns_known)
+        held, scores, segments = _customer_rows(customer_id)
+        run, run_id, reasons = held.run, held.run_id, held.reasons_of(customer_id)
+        score_row = {k: v for k, v in scores.items() if k not in ("run_id", "customer_id", "as_of")}
+        missing = run_missing(run, held.has_campaigns)
         explained = []
         for name in MODEL_NAMES:
             version, score = run.get(f"{name}_version"), score_row.get(sink.SCORE_COLUMN[name])
@@ -784,12 +832,12 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
                 continue  # in `missing`
             if score is None:
                 missing.append(missing_model(name, f"customer {customer_id!r} has no {name} score in scoring run "
-                                                   f"{run_id}", campaigns_known))
+                                                   f"{run_id}", held.has_campaigns))
                 continue
-            explained.append(_explained(models, name, str(version), score, reasons[reasons["model"] == name]))
+            explained.append(_explained(models, name, str(version), score, [r for r in reasons if r["model"] == name]))
         return CustomerDetail(
             customer_id=customer_id, run_id=run_id, as_of=_as_date(run["as_of"]), scores=score_row,
-            segments=_row(segments, drop=("run_id", "customer_id", "as_of")) if not segments.empty else {},
+            segments={k: v for k, v in segments.items() if k not in ("run_id", "customer_id", "as_of")},
             models=explained, missing=missing, lineage_url=f"/runs/{run_id}",
             explain_url=f"/runs/{run_id}/customers/{customer_id}/explain")
 
@@ -797,30 +845,19 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
            response_model=CustomerSegments, tags=["customers"])
     def customer_segments(customer_id: CUSTOMER_ID) -> CustomerSegments:
         """A customer's RFMW scores, segment and tiers in the current run."""
-        with gate.open() as wh:
-            run, _scores, segments = _customer_rows(wh, customer_id)
-        return CustomerSegments(customer_id=customer_id, run_id=str(run["run_id"]), as_of=_as_date(run["as_of"]),
-                                segments=_row(segments, drop=("run_id", "customer_id", "as_of")))
+        held, _scores, segments = _customer_rows(customer_id)
+        return CustomerSegments(customer_id=customer_id, run_id=held.run_id, as_of=_as_date(held.run["as_of"]),
+                                segments={k: v for k, v in segments.items() if k not in ("run_id", "customer_id", "as_of")})
 
     @route("get", "/segments/summary", marketing, response_model=SegmentSummary, tags=["segments"])
     def segment_summary() -> SegmentSummary:
         """Customers and mean scores per RFMW segment and per tier, in the current run."""
-        means = ", ".join(f"avg(s.{c}) as mean_{c}" for c in SUMMARY_MEANS)
-        by: dict[str, list[SegmentGroup]] = {}
-        with gate.open() as wh:
-            run = _current_run(wh)
-            total = int(wh.native_query(f"select count(*) as n from {sink.VIEWS[sink.SCORES]}")["n"][0])
-            for alias, column in SUMMARY_GROUPS:
-                frame = wh.native_query(
-                    f"select {alias}.{column} as value, count(*) as customers, {means} "
-                    f"from {sink.VIEWS[sink.SCORES]} s join {sink.VIEWS[sink.SEGMENTS]} g "
-                    f"on s.customer_id = g.customer_id group by {alias}.{column} order by {alias}.{column}")
-                by[column] = [SegmentGroup(**{k: _plain(v) for k, v in r.items()} | {
-                    "value": None if _plain(r["value"]) is None else str(r["value"]),
-                    "customers": int(r["customers"])}) for r in frame.to_dict("records")]
-            missing = run_missing(run, _has_campaigns(wh))
-        return SegmentSummary(run_id=str(run["run_id"]), as_of=_as_date(run["as_of"]), customers=total, by=by,
-                              missing=missing)
+        held = current.get()
+        by = summaries.get(held)
+        if by is None:
+            by = summaries.put(held, segment_groups(held.scores_frame(), held.segments_frame()))
+        return SegmentSummary(run_id=held.run_id, as_of=_as_date(held.run["as_of"]), customers=held.customers,
+                              by=by, missing=run_missing(held.run, held.has_campaigns))
 
     # -- campaigns and target lists ------------------------------------------------------
     @route("get", "/campaigns", marketing, response_model=list[Campaign], tags=["targeting"])

@@ -71,7 +71,7 @@ def score(
     from features.load import Warehouse
     from serving.batch import run_scoring
 
-    with Warehouse(cfg.warehouse.url) as wh, Progress() as progress:
+    with Warehouse.of(cfg.warehouse, on_wait=say) as wh, Progress() as progress:
         summary = run_scoring(wh, cfg, cutoff, progress=progress.say, margin=margin, contact_cost=contact_cost,
                               chunk_size=chunk_size, break_lock=break_lock,
                               counter=progress.counter("scoring", "customers"), any_date=any_date)
@@ -108,7 +108,7 @@ def target(
 
     cfg = load_config(config)
     folder = out or Path(cfg.features.output_dir) / "targets"
-    with Warehouse(cfg.warehouse.url) as wh, Progress() as progress:
+    with Warehouse.of(cfg.warehouse, on_wait=say) as wh, Progress() as progress:
         progress.stage(f"target list for {campaign}")
         result = build_target_list(wh, cfg, campaign, budget=budget, top=top, cost=cost, margin=margin,
                                    control=control, seed=seed, rank_by=rank_by)
@@ -126,7 +126,7 @@ def runs(
     from serving import sink
 
     cfg = load_config(config)
-    with Warehouse(cfg.warehouse.url, read_only=cfg.warehouse.url.startswith("duckdb")) as wh:
+    with Warehouse.of(cfg.warehouse, read_only=cfg.warehouse.url.startswith("duckdb"), on_wait=say) as wh:
         if not wh.has(sink.RUNS):
             say("no scoring runs yet; run `propensity score --as-of DATE`")
             return
@@ -171,7 +171,7 @@ def explain_customer(
     if run is not None:
         from serving.lineage import explain_run_customer
 
-        with Warehouse(cfg.warehouse.url, read_only=cfg.warehouse.url.startswith("duckdb")) as wh:
+        with Warehouse.of(cfg.warehouse, read_only=cfg.warehouse.url.startswith("duckdb"), on_wait=say) as wh:
             result = explain_run_customer(wh, cfg, run, customer_id)
         typer.echo("\n".join(result.lines()))
         return
@@ -194,7 +194,7 @@ def explain_customer(
             missing.append(name)
     if not models:
         raise RegistryError(f"no model has a @{alias}; train and promote one first")
-    with Warehouse(cfg.warehouse.url, read_only=True) as wh:
+    with Warehouse.of(cfg.warehouse, read_only=True, on_wait=say) as wh:
         row = customer_row(wh, cfg.features, customer_id, cutoff)
     typer.echo(f"customer {customer_id} as of {cutoff}")
     for name in missing:

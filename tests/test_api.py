@@ -418,25 +418,38 @@ def test_model_card_is_html_for_the_version(world, client) -> None:
     assert "<html" in card.text.lower() and "value" in card.text
 
 
-def test_busy_warehouse_is_503_with_one_line(world, client, ids) -> None:
-    """A writer holding the DuckDB file (a scoring run, say) makes reads wait, not crash."""
+def test_busy_warehouse_reads_from_memory_or_503_with_one_line(world, client, ids) -> None:
+    """A writer holding the DuckDB file (a scoring run, say): the run in memory answers; without one, 503."""
+    from fastapi.testclient import TestClient
+
+    from serving.api import create_app
+
     path = world["cfg"].warehouse.url.removeprefix("duckdb:///")
+    url = f"/customers/{ids['customer']}"
+    before = client.get(url, headers=auth(world, "auditor"))
+    assert before.status_code == 200
     holder = subprocess.Popen(
         [sys.executable, "-c", ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
                                 "print('held', flush=True); time.sleep(60)"), path],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        response = client.get(f"/customers/{ids['customer']}", headers=auth(world, "auditor"))
-        assert response.status_code == 503 and response.headers["retry-after"] == "30"
-        detail = response.json()["detail"]
-        assert "in use by another process" in detail and "\n" not in detail
         health = client.get("/health").json()
         assert health["status"] == "ok" and "in use by another process" in health["warehouse"]
+        assert health["scoring_run"] == world["run_id"]  # still answering from the run it holds
+        during = client.get(url, headers=auth(world, "auditor"))
+        assert during.status_code == 200 and during.json() == before.json()
+        with TestClient(create_app(world["cfg"], world["token_file"])) as fresh:  # holds no run yet
+            response = fresh.get(url, headers=auth(world, "auditor"))
+            assert response.status_code == 503 and response.headers["retry-after"] == "30"
+            detail = response.json()["detail"]
+            assert "in use by another process" in detail and "\n" not in detail
+            assert fresh.get("/health").json()["scoring_run"] is None
     finally:
         holder.kill()
         holder.wait()
-    assert client.get(f"/customers/{ids['customer']}", headers=auth(world, "auditor")).status_code == 200
+    assert client.get("/health").json()["warehouse"] == "ready"
+    assert client.get(url, headers=auth(world, "auditor")).status_code == 200
 
 
 def test_web_page_is_served_without_a_token(client) -> None:

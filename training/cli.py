@@ -68,7 +68,7 @@ def train(
             raise ConfigError("propensity train uplift needs --kind KIND (a campaign kind with control groups)")
         if learner not in ("auto", "two_model", "x_learner"):
             raise ConfigError(f"--learner {learner!r}: use auto, two_model or x_learner")
-        with Warehouse(cfg.warehouse.url, read_only=True) as wh, Progress() as progress:
+        with Warehouse.of(cfg.warehouse, read_only=True, on_wait=say) as wh, Progress() as progress:
             outcome = train_uplift(wh, cfg, kind, learner=learner, progress=progress.say)
         say(outcome.report())
         return
@@ -77,7 +77,7 @@ def train(
 
     names = _names(Target(model.value))
     skipped: dict[str, str] = {}
-    with Warehouse(cfg.warehouse.url, read_only=True) as wh, Progress() as progress:
+    with Warehouse.of(cfg.warehouse, read_only=True, on_wait=say) as wh, Progress() as progress:
         outcomes = pipeline.train_and_log(names, wh, cfg, tune_trials=tune, progress=progress.say,
                                           on_skip=skipped.__setitem__)
     for out in outcomes:
@@ -119,7 +119,7 @@ def promote(
 
     cfg: Config = load_config(config)
     skipped: dict[str, str] = {}
-    with Warehouse(cfg.warehouse.url, read_only=True) as wh, Progress() as progress:
+    with Warehouse.of(cfg.warehouse, read_only=True, on_wait=say) as wh, Progress() as progress:
         decisions = pipeline.promote_models(
             _names(model), wh, cfg, cfg.training.promotion_margin if margin is None else margin,
             progress=progress.say, force=force, on_skip=skipped.__setitem__,
