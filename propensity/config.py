@@ -7,23 +7,56 @@ environment through `${VAR}` references in URLs.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator,
+                      model_validator)
 
 CONFIG_FILE = "propensity.toml"
+MAX_CONFIG_BYTES = 1 << 20  # a config is a small text file; anything bigger is the wrong file
+MAX_DAYS = 36_500  # windows and horizons: up to a century (date arithmetic stays in range)
 
 
 class ConfigError(ValueError):
     """A configuration problem the user can fix; the message says what to change."""
 
 
+# TOML has types: a quoted "90" or `true` where a number belongs is a mistake, not a number.
+Days = Annotated[int, Strict(), Field(ge=1, le=MAX_DAYS)]
+Count = Annotated[int, Strict(), Field(ge=0)]
+Share = Annotated[float, Strict(), Field(ge=0, le=1)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("is empty; remove the line to use the default, or give a value")
+    return v
+
+
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def _check_port(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        urlsplit(url).port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535, e.g. host:5432") from None
+
+
+def _duckdb_file(url: str) -> str:
+    """The file part of a duckdb:// URL, as `Warehouse` reads it ('' or ':memory:' for none)."""
+    return url.removeprefix("duckdb://").removeprefix("/")
 
 
 class WarehouseConfig(_Section):
@@ -33,16 +66,26 @@ class WarehouseConfig(_Section):
     # A DuckDB file has one writing process at a time: a command that needs the file while
     # another process (the API between two reads, another command) has it open waits up to
     # this long before giving up, before doing any work.
-    lock_wait_seconds: float = Field(default=60.0, ge=0, le=86400)
+    lock_wait_seconds: Annotated[float, Strict(), Field(ge=0, le=86400)] = 60.0
 
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, v: str) -> str:
-        if not (v.startswith("duckdb://") or v.startswith("postgresql")):
-            raise ValueError(
-                "must start with duckdb:/// (a file) or postgresql:// (a server URL)"
-            )
-        return v
+        _not_blank(v)
+        if v.startswith("duckdb:"):
+            if not v.startswith("duckdb://"):
+                raise ValueError("write a DuckDB file as duckdb:///warehouse.duckdb (three slashes)")
+            if _duckdb_file(v) in ("", ":memory:") or v.endswith("/"):
+                raise ValueError("names no file (an in-memory warehouse keeps nothing between commands); "
+                                 "name one, e.g. duckdb:///warehouse.duckdb")
+            return v
+        if re.match(r"^postgresql(\+[a-z0-9]+)?://", v):
+            _check_port(v)
+            return v
+        raise ValueError("must start with duckdb:/// (a file) or postgresql:// (a server URL)")
+
+
+_TRACKING_SCHEMES = {"sqlite", "file", "http", "https", "databricks", "postgresql", "mysql", "mssql"}
 
 
 class MlflowConfig(_Section):
@@ -51,60 +94,141 @@ class MlflowConfig(_Section):
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     artifact_location: str = "mlruns/artifacts"
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _known_store(cls, v: str) -> str:
+        _not_blank(v)
+        m = _URL_SCHEME.match(v)
+        if m is None:
+            return v  # a folder: MLflow's file store
+        scheme = m.group(1).lower().split("+")[0]
+        if scheme not in _TRACKING_SCHEMES:
+            raise ValueError(
+                f"the scheme {m.group(1)}: is not supported; use sqlite:///mlruns/mlflow.db (a local store), "
+                "http(s)://host:port (a tracking server), or a postgresql:// or mysql:// database URL"
+            )
+        if scheme == "sqlite" and (not v.startswith("sqlite:///") or v.rstrip("/") == "sqlite:"):
+            raise ValueError("write a sqlite store as sqlite:///mlruns/mlflow.db (three slashes, then a file)")
+        if scheme in ("http", "https"):
+            from urllib.parse import urlsplit
+
+            if not urlsplit(v).hostname:
+                raise ValueError(f"names no host; write {scheme}://host:5000")
+        _check_port(v)
+        return v
+
+    @field_validator("artifact_location")
+    @classmethod
+    def _a_folder(cls, v: str) -> str:
+        _not_blank(v)
+        if "://" in v or v.startswith("file:"):
+            raise ValueError("must be a folder path (e.g. mlruns/artifacts), not a URI")
+        return v
+
+
+def check_timestamp_format(fmt: str) -> None:
+    """Refuse a strftime format the importer's parser (pandas) cannot use, or one without a year.
+
+    Raises:
+        ValueError: what is wrong with the format, in words.
+    """
+    if not fmt.strip():
+        raise ValueError("is empty; remove the line for ISO 8601 timestamps, or give a format like '%d/%m/%Y %H:%M'")
+    import pandas as pd
+
+    try:
+        pd.to_datetime(pd.Series(["x"]), format=fmt, errors="coerce")
+    except ValueError as e:
+        text = " ".join(str(e).split())
+        bad = re.match(r"'(.)' is a bad directive", text)
+        if bad:
+            text = f"%{bad.group(1)} is not a strftime code"
+        elif text.startswith("stray %"):
+            text = "a % must start a code (write %% for a literal %)"
+        raise ValueError(f"{text}; use codes like %Y %m %d %H %M %S (e.g. '%d/%m/%Y %H:%M')") from None
+    codes = set(re.findall(r"%(.)", fmt.replace("%%", "")))
+    if not codes & {"Y", "y", "G"}:
+        raise ValueError("has no year (%Y or %y): every timestamp would fall in 1900; e.g. '%d/%m/%Y %H:%M'")
+
 
 class ImportConfig(_Section):
     """How source files are read and checked."""
 
     timestamp_format: str | None = None  # None: ISO 8601 (2024-03-01, 2024-03-01 10:15:00)
-    max_unparsable_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    max_unparsable_share: Share = 0.05
     csv_delimiter: str = ","
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _parsable(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_timestamp_format(v)
+        return v
+
+    @field_validator("csv_delimiter")
+    @classmethod
+    def _one_char(cls, v: str) -> str:
+        if len(v) != 1 or v in ('"', "\n", "\r"):
+            raise ValueError("must be one character other than a quote or a line break, e.g. ',' or ';' or '\\t'")
+        return v
 
 
 class FeaturesConfig(_Section):
     """Windows and horizons of the as-of features and labels."""
 
-    frequency_window_days: Annotated[int, Field(gt=0)] = 365
-    short_windows_days: tuple[int, ...] = (30, 90)
-    trend_window_days: Annotated[int, Field(gt=0)] = 90
-    horizon_days: Annotated[int, Field(gt=0)] = 90
-    snapshot_step_days: Annotated[int, Field(gt=0)] = 91
-    snapshot_count: Annotated[int, Field(gt=0)] = 4
+    frequency_window_days: Days = 365
+    short_windows_days: tuple[Days, ...] = (30, 90)
+    trend_window_days: Days = 90
+    horizon_days: Days = 90
+    snapshot_step_days: Days = 91
+    snapshot_count: Annotated[int, Strict(), Field(ge=1, le=1000)] = 4
     # A training cutoff needs at least this many days of data before it; earlier cutoffs
     # of the schedule are left out (a short history gets fewer cutoffs, not empty features).
-    min_history_days: Annotated[int, Field(ge=1)] = 60
+    min_history_days: Days = 60
     output_dir: str = "out"
+
+    _output_dir = field_validator("output_dir")(_not_blank)
 
 
 class LightgbmConfig(_Section):
     """Training resources (used from the training stage on)."""
 
-    num_threads: Annotated[int, Field(ge=0)] = 0  # 0: the cores that are free right now
-    seed: int = 42
+    num_threads: Annotated[int, Strict(), Field(ge=0, le=1024)] = 0  # 0: the cores that are free right now
+    seed: Annotated[int, Strict(), Field(ge=0, le=2**31 - 1)] = 42
 
 
 class TrainingConfig(_Section):
     """LightGBM settings, the validation split and the promotion gate."""
 
-    learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
-    num_leaves: Annotated[int, Field(ge=2)] = 31
-    min_child_samples: Annotated[int, Field(ge=1)] = 50
-    feature_fraction: Annotated[float, Field(gt=0, le=1)] = 0.9
-    lambda_l2: Annotated[float, Field(ge=0)] = 1.0
-    max_rounds: Annotated[int, Field(ge=1)] = 2000
-    early_stopping_rounds: Annotated[int, Field(ge=1)] = 100
-    tweedie_variance_power: Annotated[float, Field(gt=1, lt=2)] = 1.3
+    learning_rate: Annotated[float, Strict(), Field(gt=0, le=1)] = 0.05
+    num_leaves: Annotated[int, Strict(), Field(ge=2, le=131_072)] = 31
+    min_child_samples: Annotated[int, Strict(), Field(ge=1)] = 50
+    feature_fraction: Annotated[float, Strict(), Field(gt=0, le=1)] = 0.9
+    lambda_l2: Annotated[float, Strict(), Field(ge=0)] = 1.0
+    max_rounds: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 2000
+    early_stopping_rounds: Annotated[int, Strict(), Field(ge=1)] = 100
+    tweedie_variance_power: Annotated[float, Strict(), Field(gt=1, lt=2)] = 1.3
     # Share of the out-of-time customers used for early stopping and calibration; the
     # rest is the untouched test half that every reported metric is computed on.
-    tuning_share: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    calibrate_above_ece: Annotated[float, Field(ge=0)] = 0.01
+    tuning_share: Annotated[float, Strict(), Field(gt=0, lt=1)] = 0.5
+    calibrate_above_ece: Share = 0.01
     # Promotion: the challenger must beat the champion by this much on the same data
     # (AUC for churn and response, normalised Gini for value).
-    promotion_margin: Annotated[float, Field(ge=0)] = 0.0
+    promotion_margin: Share = 0.0
     # The gate also refuses (without --force) a challenger that is not ahead of the best
     # baseline on the same test half, or whose test half is too small to judge it.
-    min_test_rows: Annotated[int, Field(ge=0)] = 500
-    min_test_positives: Annotated[int, Field(ge=0)] = 50
+    min_test_rows: Count = 500
+    min_test_positives: Count = 50
     experiment: str = "propensity"
+
+    _experiment = field_validator("experiment")(_not_blank)
+
+    @model_validator(mode="after")
+    def _positives_fit(self) -> TrainingConfig:
+        if self.min_test_positives > self.min_test_rows:
+            raise ValueError(f"min_test_positives ({self.min_test_positives}) is more than min_test_rows "
+                             f"({self.min_test_rows}); lower it or raise min_test_rows")
+        return self
 
 
 class ServingConfig(_Section):
@@ -112,13 +236,15 @@ class ServingConfig(_Section):
 
     # expected_profit = response_prob x response_value x margin - contact_cost, where
     # response_value = average order value x k (serving/response_value.py)
-    margin: Annotated[float, Field(ge=0, le=1)] = 0.3
-    contact_cost: Annotated[float, Field(ge=0)] = 1.0
+    margin: Share = 0.3
+    contact_cost: Annotated[float, Strict(), Field(ge=0)] = 1.0
     # Customers scored and explained at a time: bounds memory whatever the customer count.
-    chunk_size: Annotated[int, Field(ge=1)] = 50_000
-    reasons_per_model: Annotated[int, Field(ge=1, le=50)] = 5
+    chunk_size: Annotated[int, Strict(), Field(ge=1, le=10_000_000)] = 50_000
+    reasons_per_model: Annotated[int, Strict(), Field(ge=1, le=50)] = 5
     # Each run's feature snapshot (Parquet) is kept here, for lineage and re-explaining.
     snapshot_dir: str = "out/scoring"
+
+    _snapshot_dir = field_validator("snapshot_dir")(_not_blank)
 
 
 class ApiConfig(_Section):
@@ -127,7 +253,22 @@ class ApiConfig(_Section):
     # A relative path is taken next to propensity.toml.
     token_file: str = "api_tokens.json"
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    port: Annotated[int, Strict(), Field(ge=1, le=65535)] = 8000
+
+    _token_file = field_validator("token_file")(_not_blank)
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, v: str) -> str:
+        _not_blank(v)
+        if "/" in v or " " in v or v.count(":") == 1:
+            raise ValueError("write only the host name or address (e.g. 127.0.0.1 or 0.0.0.0); the port is `port`")
+        return v
+
+
+SECTIONS = {"warehouse": WarehouseConfig, "mlflow": MlflowConfig, "import": ImportConfig,
+            "features": FeaturesConfig, "lightgbm": LightgbmConfig, "training": TrainingConfig,
+            "serving": ServingConfig, "api": ApiConfig}
 
 
 class Config(_Section):
@@ -153,29 +294,184 @@ class Config(_Section):
                 raise ValueError(f"unknown table {table!r}; use one of {', '.join(TABLES)}")
             names = TABLES[table].names
             extra_ok = TABLES[table].keep_extra_columns
-            for canonical in columns:
+            for canonical, source in columns.items():
                 if canonical not in names and not extra_ok:
                     raise ValueError(
                         f"{table}: unknown column {canonical!r}; use one of {', '.join(names)}"
                     )
+                if not source.strip():
+                    raise ValueError(f"{table}: {canonical} = '': give the column name in your file")
         return v
 
 
+# -- reading the file ----------------------------------------------------------------
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Keys whose `${VAR}` references are read from the environment (secrets, per-machine places).
+ENV_KEYS = (("warehouse", "url"), ("mlflow", "tracking_uri"), ("mlflow", "artifact_location"))
 
 
-def _expand_env(text: str) -> str:
+def _expand_env(text: str, where: str = "the config") -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in os.environ:
-            raise ConfigError(f"environment variable {name} is referenced in the config but not set")
+            raise ConfigError(
+                f"{where}: environment variable {name} is referenced but not set; "
+                f"export {name}=... before running, or write the value in place of ${{{name}}}"
+            )
         return os.environ[name]
 
+    rest = _ENV_REF.sub("", text)
+    if "${" in rest:
+        raise ConfigError(f"{where}: a ${{...}} reference must name a variable, like ${{PGPASSWORD}}")
     return _ENV_REF.sub(sub, text)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file, or a ConfigError that says why it cannot be read."""
+    if path.is_dir():
+        inside = path / CONFIG_FILE
+        hint = f"use --config {inside}" if inside.is_file() else f"name the file (e.g. {inside}), or run `propensity init {path}`"
+        raise ConfigError(f"config {path} is a folder, not a file; {hint}")
+    if not path.exists():
+        raise ConfigError(f"config file {path} not found; check the path, or create one with `propensity init`")
+    if not path.is_file():
+        raise ConfigError(f"config {path} is not a regular file; give the propensity.toml file")
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except PermissionError:
+        raise ConfigError(f"config file {path}: cannot read it (permission denied); "
+                          "make it readable for this user (chmod u+r) or pass another --config") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot read it ({e.strerror or e}); check the file") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: not a propensity.toml; "
+                          "check the --config path")
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark (some Windows editors) is fine
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); "
+                          "save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        at = re.search(r"\s*\(at (line \d+, column \d+|end of document)\)$", msg)
+        if at:
+            msg = f"at {at.group(1)}: {msg[: at.start()]}"
+        raise ConfigError(f"{path}: not valid TOML {msg}; fix that line (text values need quotes, "
+                          "sections look like [features])") from None
+
+
+_SECRET = re.compile(r"(//[^:/@]+:)[^@]*@")
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it in TOML (passwords in URLs masked), at most 60 characters."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = '"' + _SECRET.sub(r"\1***@", value) + '"'
+    elif isinstance(value, dict):
+        text = "a table"
+    else:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _section_of(key: str) -> str | None:
+    for name, model in SECTIONS.items():
+        if key in model.model_fields:
+            return name
+    return None
+
+
+def _describe(err: dict[str, Any]) -> str:
+    """One pydantic error as `key: what is wrong (got VALUE)`, saying what to write instead."""
+    loc = [p for p in err["loc"]]
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (("." if key else "") + str(part))
+    kind, msg, value = err["type"], err["msg"], err.get("input")
+    msg = msg.removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        if len(loc) == 1:
+            name = str(loc[0])
+            home = _section_of(name)
+            if isinstance(value, dict):
+                near = difflib.get_close_matches(name.lower(), [*SECTIONS, "mapping"], n=1)
+                hint = f"did you mean [{near[0]}]?" if near else f"the sections are {', '.join([*SECTIONS, 'mapping'])}"
+                return f"[{name}]: unknown section; {hint}"
+            if home:
+                return f"{name}: a key outside any section; put it under [{home}]"
+            return f"{name}: unknown key outside any section; settings go under a section such as [features]"
+        section = str(loc[0])
+        fields = list(SECTIONS[section].model_fields) if section in SECTIONS else []
+        near = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+        hint = f"did you mean {near[0]}?" if near else f"the keys of [{section}] are {', '.join(fields)}"
+        return f"{key}: unknown key; {hint}"
+    if kind in ("model_type", "model_attributes_type", "dict_type") and len(loc) == 1:
+        return f"{key}: should be a section ([{key}] followed by key = value lines) (got {_shown(value)})"
+    if kind in ("tuple_type", "list_type"):
+        return f"{key}: should be a list of whole numbers of days, e.g. [30, 90] (got {_shown(value)})"
+    if kind in ("int_type", "float_type", "int_parsing", "float_parsing", "int_from_float") and isinstance(value, str):
+        msg += "; write the number without quotes"
+    elif kind in ("int_type", "float_type") and isinstance(value, bool):
+        msg += ", not true/false"
+    elif kind == "int_type" and isinstance(value, float):
+        msg += " (a whole number)"
+    if isinstance(value, dict):  # a check across keys: the message names them
+        return f"[{key}]: {msg}"
+    return f"{key}: {msg} (got {_shown(value)})"
+
+
+def _validate(raw: dict[str, Any], path: Path) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        errors = e.errors()
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(f"{path}: {_describe(errors[0])}{more}") from None
+
+
+# -- relative paths: next to the config file ----------------------------------------
+def _under(base: Path, path: str) -> str:
+    p = Path(path)
+    return str(p if p.is_absolute() else base / p)
+
+
+def resolve_paths(config: Config, base: Path) -> Config:
+    """`config` with relative file paths taken in the folder `base` (the config file's).
+
+    The warehouse's DuckDB file, the MLflow sqlite store (or file store) and artifact
+    folder, and the features' and scoring snapshots' output folders. Absolute paths and
+    server URLs are unchanged.
+    """
+    base = base.absolute()
+    wh = config.warehouse.url
+    if wh.startswith("duckdb://"):
+        wh = f"duckdb:///{_under(base, _duckdb_file(wh))}"
+    uri = config.mlflow.tracking_uri
+    if uri.startswith("sqlite:///"):
+        uri = f"sqlite:///{_under(base, uri.removeprefix('sqlite:///'))}"
+    elif _URL_SCHEME.match(uri) is None:
+        uri = _under(base, uri)
+    return config.model_copy(update={
+        "warehouse": config.warehouse.model_copy(update={"url": wh}),
+        "mlflow": config.mlflow.model_copy(update={
+            "tracking_uri": uri, "artifact_location": _under(base, config.mlflow.artifact_location)}),
+        "features": config.features.model_copy(update={"output_dir": _under(base, config.features.output_dir)}),
+        "serving": config.serving.model_copy(update={"snapshot_dir": _under(base, config.serving.snapshot_dir)}),
+    })
 
 
 def load_config(path: Path | None = None) -> Config:
     """Read and validate a config file; defaults when `path` is None and no file exists.
+
+    Relative paths in the file (the DuckDB warehouse, the MLflow store and artifacts, the
+    output folders) are taken in the file's folder, wherever the command runs from; the
+    built-in defaults (no file) stay relative to the current folder.
 
     Args:
         path: the file to read; None means `./propensity.toml` if present.
@@ -184,29 +480,24 @@ def load_config(path: Path | None = None) -> Config:
         The validated, frozen configuration.
 
     Raises:
-        ConfigError: with a one-line message naming the key and what is allowed.
+        ConfigError: with a one-line message naming the file, the key and what to change.
     """
     if path is None:
         path = Path(CONFIG_FILE)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return Config()
-    elif not path.exists():
-        raise ConfigError(f"config file {path} not found; create one with `propensity init`")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key; see `propensity init` for the keys that exist"
-        raise ConfigError(f"{path}: {key}: {msg}") from None
-    url = _expand_env(config.warehouse.url)
-    return config.model_copy(update={"warehouse": config.warehouse.model_copy(update={"url": url})})
+    path = Path(path)
+    raw = _read_toml(path)
+    for section, key in ENV_KEYS:
+        table = raw.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), str):
+            table[key] = _expand_env(table[key], f"{path}: {section}.{key}")
+    config = resolve_paths(_validate(raw, path), path.absolute().parent)
+    wh = config.warehouse.url
+    if wh.startswith("duckdb://") and Path(_duckdb_file(wh)).is_dir():
+        raise ConfigError(f"{path}: warehouse.url: {_duckdb_file(wh)} is a folder; name the DuckDB file in it, "
+                          f"e.g. duckdb:///{Path(_duckdb_file(wh)) / 'warehouse.duckdb'}")
+    return config
 
 
 def project_in(folder: Path, num_threads: int = 1) -> Config:
