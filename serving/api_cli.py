@@ -64,7 +64,10 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         say(f"note: listening on {host}: tokens travel in clear over plain HTTP; put TLS in front of it")
     say(f"serving {cfg.warehouse.url} on http://{host}:{port}/  (API docs: /docs; tokens: {path})")
-    uvicorn.run(create_app(cfg, path), host=host, port=port, log_level="info")
+    from serving.security import uvicorn_log_config
+
+    # The access log never shows a token: RedactSecrets is on uvicorn's handlers (serving/security.py).
+    uvicorn.run(create_app(cfg, path), host=host, port=port, log_level="info", log_config=uvicorn_log_config())
 
 
 def create_token(

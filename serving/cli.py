@@ -52,6 +52,7 @@ def score(
     """
     cfg = load_config(config)
     cutoff = parse_date(as_of, "--as-of")
+    _check_money(margin, contact_cost)
     if engine is Engine.spark:
         if input_dir is None or output_dir is None:
             raise ConfigError("--engine spark needs --input DIR (Parquet tables) and --output DIR")
@@ -80,6 +81,16 @@ def score(
         f"in {cfg.warehouse.url}")
 
 
+def _check_money(margin: float | None, contact_cost: float | None) -> None:
+    """--margin in [0, 1] and --contact-cost a finite number >= 0 (inf, nan and 1e400 are refused in one line)."""
+    import math
+
+    if margin is not None and not (math.isfinite(margin) and 0 <= margin <= 1):
+        raise ConfigError(f"--margin {margin}: give the share of value that is profit, between 0 and 1")
+    if contact_cost is not None and not (math.isfinite(contact_cost) and 0 <= contact_cost <= 1e9):
+        raise ConfigError(f"--contact-cost {contact_cost}: give the cost of one contact, a number from 0 to 1e9")
+
+
 def target(
     campaign: Annotated[str, typer.Argument(help="A campaign id from the campaigns table, or a campaign kind (e.g. email); any name for the list when the warehouse has no campaigns table.")],
     budget: Annotated[float | None, typer.Option(help="Money for contacts: contacts = budget / cost (the control group costs nothing).")] = None,
@@ -104,9 +115,11 @@ def target(
     contacts; writes target_lists and a CSV, and prints what the list is expected to bring.
     """
     from features.load import Warehouse
-    from serving.target import build_target_list, save_target_list
+    from serving.target import build_target_list, check_request, save_target_list
 
     cfg = load_config(config)
+    check_request(budget=budget, top=top, cost=cfg.serving.contact_cost if cost is None else cost,
+                  margin=cfg.serving.margin if margin is None else margin, control=control, rank_by=rank_by)
     folder = out or Path(cfg.features.output_dir) / "targets"
     with Warehouse.of(cfg.warehouse, on_wait=say) as wh, Progress() as progress:
         progress.stage(f"target list for {campaign}")

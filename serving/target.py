@@ -38,6 +38,7 @@ real incremental effect can be measured afterwards.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,8 +84,75 @@ MEASURES = {"uplift": "incremental profit", "expected_profit": "expected profit"
 _SCORE_COLUMN = {"churn": "churn_risk", "response": "response_prob", "value": "predicted_value"}
 
 
+# At most this many contacts (`top`, or budget / cost): far above any customer base, and a
+# bound that keeps a budget like 1e300 from becoming an integer no list can be cut at.
+MAX_CONTACTS = 1_000_000_000
+# A CSV cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 class TargetingError(ValueError):
     """A targeting request the user can fix; one-line message."""
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose text cells a spreadsheet will not run as formulas.
+
+    OWASP's advice for CSV injection: a text cell that starts with `=`, `+`, `-`, `@`, a
+    tab or a carriage return gets a leading single quote (`=HYPERLINK(...)` is written
+    `'=HYPERLINK(...)`), so a customer id or list name from imported data shows as text
+    when a marketer opens the list. Numeric, boolean and date columns are left as they
+    are (a negative profit stays the number -1.5).
+    """
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if not (values.dtype == object or isinstance(values.dtype, pd.StringDtype)):
+            continue
+        risky = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START)).astype(bool)
+        if risky.any():
+            out[column] = values.astype(object).where(~risky, "'" + values[risky].astype(str))
+    return out
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """`frame` as CSV for people to open (see `spreadsheet_safe`), without the index.
+
+    Lines end in CRLF (RFC 4180), which also makes the writer quote any cell holding a
+    carriage return or a line feed: a bare CR in an unquoted cell would start a new row
+    in a spreadsheet.
+    """
+    return spreadsheet_safe(frame).to_csv(index=False, lineterminator="\r\n")
+
+
+def check_request(*, budget: float | None, top: int | None, cost: float, margin: float, control: float,
+                  rank_by: str = "auto") -> None:
+    """Refuse, in one line (TargetingError), inputs no list can be built from.
+
+    Every number must be finite (inf, nan and 1e400 are refused), exactly one of budget
+    and top given and positive, at most MAX_CONTACTS contacts (top, or budget / cost),
+    control a share in [0, 1), cost >= 0 (> 0 with a budget), margin in [0, 1].
+    """
+    for name, value in (("--budget", budget), ("--cost", cost), ("--margin", margin), ("--control", control)):
+        if value is not None and not math.isfinite(value):
+            raise TargetingError(f"{name} must be a finite number, got {value}")
+    if (budget is None) == (top is None):
+        raise TargetingError("give exactly one of --budget (money for contacts) or --top (number of customers)")
+    if budget is not None and budget <= 0 or top is not None and top <= 0:
+        raise TargetingError("--budget and --top must be positive")
+    if top is not None and top > MAX_CONTACTS:
+        raise TargetingError(f"--top {top:,} is more than {MAX_CONTACTS:,} contacts; give a smaller number")
+    if not 0 <= control < 1:
+        raise TargetingError(f"--control must be a share in [0, 1), got {control}")
+    if cost < 0 or not 0 <= margin <= 1:
+        raise TargetingError("--cost must be >= 0 and --margin in [0, 1]")
+    if budget is not None and cost == 0:
+        raise TargetingError("--budget needs a contact cost above 0 (or use --top)")
+    if budget is not None and not budget / cost <= MAX_CONTACTS:
+        raise TargetingError(f"--budget {budget:g} at --cost {cost:g} pays for more than {MAX_CONTACTS:,} contacts; "
+                             "give a smaller budget or --top")
+    if rank_by not in RANKINGS:
+        raise TargetingError(f"--rank-by {rank_by!r}: use one of {', '.join(RANKINGS)}")
 
 
 @dataclass
@@ -229,18 +297,7 @@ def build_target_list(
     """
     cost = cfg.serving.contact_cost if cost is None else cost
     margin = cfg.serving.margin if margin is None else margin
-    if (budget is None) == (top is None):
-        raise TargetingError("give exactly one of --budget (money for contacts) or --top (number of customers)")
-    if budget is not None and budget <= 0 or top is not None and top <= 0:
-        raise TargetingError("--budget and --top must be positive")
-    if not 0 <= control < 1:
-        raise TargetingError(f"--control must be a share in [0, 1), got {control}")
-    if cost < 0 or not 0 <= margin <= 1:
-        raise TargetingError("--cost must be >= 0 and --margin in [0, 1]")
-    if budget is not None and cost == 0:
-        raise TargetingError("--budget needs a contact cost above 0 (or use --top)")
-    if rank_by not in RANKINGS:
-        raise TargetingError(f"--rank-by {rank_by!r}: use one of {', '.join(RANKINGS)}")
+    check_request(budget=budget, top=top, cost=cost, margin=margin, control=control, rank_by=rank_by)
     kind = _campaign_kind(warehouse, campaign)
     run = _current_run(warehouse)
     available = {m for m in _SCORE_COLUMN if not sink.is_null(run.get(f"{m}_version"))}
@@ -464,5 +521,5 @@ def save_target_list(warehouse: Warehouse, target: TargetList, csv_dir: Path | N
     target.summary["list_id"] = list_id
     if csv_dir is not None:
         csv_dir.mkdir(parents=True, exist_ok=True)
-        target.frame.to_csv(csv_dir / f"{list_id}.csv", index=False)
+        (csv_dir / f"{list_id}.csv").write_text(csv_text(target.frame), newline="")
     return list_id
