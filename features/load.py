@@ -7,6 +7,7 @@ in-memory DuckDB first, so the same definitions run on both.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +38,23 @@ def _open_error(path: Path, error: Exception) -> str:
     if "lock" in text.lower() and holder:
         return (f"warehouse {path} is in use by another process (PID {holder.group(1)}), e.g. a scoring run "
                 "or training; wait for it to finish (DuckDB allows one writing process per file)")
+    from propensity.faults import disk_fault
+
+    fault = disk_fault(error)  # a read-only mount, a folder this user may not write, a full disk
+    if fault is not None:
+        return f"cannot open warehouse {path}: {fault.reason}; {fault.remedy('[warehouse] url')}"
     return f"cannot open warehouse {path}: {text}"
+
+
+def _raise_disk_fault(error: BaseException, path: Path | None) -> None:
+    """A write that failed for a full disk or a read-only/unwritable folder: one line, no traceback."""
+    from propensity.faults import disk_fault
+
+    fault = disk_fault(error)
+    if fault is not None:
+        if fault.path is None and path is not None:
+            fault = dataclasses.replace(fault, path=str(path))
+        raise WarehouseError(fault.line("the warehouse is unchanged", "[warehouse] url")) from None
 
 
 def _is_lock_error(error: Exception) -> bool:
@@ -249,10 +266,18 @@ class Warehouse:
         con.execute("begin transaction")
         try:
             yield _DuckWriter(con)
-        except BaseException:
-            con.execute("rollback")
+        except BaseException as e:
+            try:
+                con.execute("rollback")
+            except duckdb.Error:  # already aborted by DuckDB (a failed write): nothing to undo
+                pass
+            _raise_disk_fault(e, self.path)
             raise
-        con.execute("commit")
+        try:
+            con.execute("commit")
+        except duckdb.Error as e:  # DuckDB rolls back a failed commit itself
+            _raise_disk_fault(e, self.path)
+            raise
 
 
 class TableWriter:

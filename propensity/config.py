@@ -75,7 +75,9 @@ class WarehouseConfig(_Section):
         if v.startswith("duckdb:"):
             if not v.startswith("duckdb://"):
                 raise ValueError("write a DuckDB file as duckdb:///warehouse.duckdb (three slashes)")
-            if _duckdb_file(v) in ("", ":memory:") or v.endswith("/"):
+            if v.endswith("/") and _duckdb_file(v):
+                raise ValueError("ends with / (a folder); name the file in it, e.g. duckdb:///data/warehouse.duckdb")
+            if _duckdb_file(v) in ("", ":memory:"):
                 raise ValueError("names no file (an in-memory warehouse keeps nothing between commands); "
                                  "name one, e.g. duckdb:///warehouse.duckdb")
             return v

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from propensity.config import CONFIG_FILE, ConfigError
+from propensity.faults import disk_fault
 
 ConfigOption = Annotated[
     Path | None,
@@ -35,7 +36,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def friendly(fn: F) -> F:
-    """Turn user-caused errors into one line on stderr and exit code 1."""
+    """Turn user-caused errors (and disk or permission faults) into one line on stderr and exit code 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -43,6 +44,14 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except _user_errors() as e:
             typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        except Exception as e:
+            # A full disk, a read-only mount, a folder we may not write: the environment's
+            # fault, not a bug; anything else keeps its traceback.
+            fault = disk_fault(e)
+            if fault is None:
+                raise
+            typer.echo(f"error: {fault.line()}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
