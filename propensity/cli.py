@@ -76,7 +76,10 @@ def data_import(
         list[str] | None,
         typer.Option("--map", "-m", help="canonical=source column name; repeat for each column that differs (adds to \\[mapping.TABLE] of the config)."),
     ] = None,
-    append: Annotated[bool, typer.Option(help="Add to the table instead of replacing it.")] = False,
+    append: Annotated[bool, typer.Option(help="Add to the table instead of replacing it; rows already in the table are rejected.")] = False,
+    allow_reimport: Annotated[
+        bool, typer.Option(help="With --append: append the file even if the table already holds its content or some of its rows (they are then doubled).")
+    ] = False,
     extracted_at: Annotated[
         str | None, typer.Option(help="When the file was extracted (YYYY-MM-DD[THH:MM]); rows dated later are rejected. Default: now.")
     ] = None,
@@ -84,8 +87,9 @@ def data_import(
 ) -> None:
     """Import one file into a canonical table; bad rows go to rejected_<TABLE> with a reason.
 
-    The whole import is one transaction: a refused file (missing column, wrong date or
-    number format, empty or unreadable) leaves the warehouse exactly as it was.
+    The whole import is one transaction, recorded in the import_log table: a refused file
+    (missing column, wrong date or number format, empty or unreadable, every row rejected,
+    or appended again) leaves the warehouse exactly as it was.
     """
     from features.importer import import_file
     from features.schema import table as get_table
@@ -112,8 +116,11 @@ def data_import(
             delimiter=cfg.import_.csv_delimiter,
             extracted_at=when,
             append=append,
+            allow_reimport=allow_reimport,
         )
     say(result.summary())
+    for note in result.notes:
+        say(f"  note: {note}")
 
 
 @data_app.command("import-public")

@@ -147,9 +147,16 @@ def test_unknown_table_and_bad_map_are_one_line_errors(project: Path) -> None:
 
 def test_append_adds_rows(project: Path) -> None:
     path = str(write(project, "t.csv", GOOD))
+    more = GOOD.replace(",p", ",q").replace(",o", ",r")  # the same lines under other order ids
     assert cli("data", "import", "transactions", path, *MAP).exit_code == 0
-    assert cli("data", "import", "transactions", path, *MAP, "--append").exit_code == 0
-    assert len(snapshot(project)["transactions"]) == 86
+    assert cli("data", "import", "transactions", str(write(project, "t2.csv", more)), *MAP, "--append").exit_code == 0
+    tables = snapshot(project)
+    # 43 + 42: customer 4's line has no order id, so it is the same row in both files
+    assert len(tables["transactions"]) == 85
+    assert (tables["rejected_transactions"]["reject_reason"] == "duplicate of a row already in the table").sum() == 1
+    # the same file again is refused: its rows are already in the table
+    res = cli("data", "import", "transactions", path, *MAP, "--append")
+    assert res.exit_code == 1 and "already imported into transactions" in res.output
 
 
 def test_source_columns_named_like_bookkeeping_are_kept() -> None:
