@@ -87,9 +87,9 @@ def _short(value: object, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _names(names: Sequence[object], limit: int = _LISTED) -> str:
-    """`a, b, c` for messages: at most `limit` names, then `and N more`."""
-    shown = ", ".join(_short(n, 40) for n in names[:limit])
+def _names(names: Sequence[object], limit: int = _LISTED, width: int = 40) -> str:
+    """`a, b, c` for messages: at most `limit` names (each cut to `width`), then `and N more`."""
+    shown = ", ".join(_short(n, width) for n in names[:limit])
     rest = len(names) - limit
     return shown + (f" and {rest:,} more" if rest > 0 else "")
 
@@ -255,7 +255,7 @@ def _csv_header(path: Path, head: bytes, sep: str, size: int) -> list[str]:
         )
     line = text[: end if end >= 0 else len(text)].rstrip(b"\r")
     if b"\x00" in line:
-        if line[1::2].count(0) > len(line) // 4:
+        if max(line[0::2].count(0), line[1::2].count(0)) > len(line) // 4:
             raise ImportRefused(f"{path}: the file looks UTF-16 encoded; save it as UTF-8")
         raise ImportRefused(f"{path}: the file holds binary data (NUL bytes in its first line), not CSV text")
     control = re.search(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]", line)
@@ -306,16 +306,18 @@ def _check_columns(path: Path, columns: list[str], parquet: bool) -> None:
             f"{path}: the file has {len(columns):,} columns; an import reads at most {MAX_COLUMNS:,}: "
             f"is this the right file{'' if parquet else ' (and the right delimiter)'}?"
         )
-    counts = Counter(columns)
+    # empty names (a trailing delimiter in the header) are numbered by the parser instead
+    counts = Counter(name for name in columns if str(name).strip())
     twice = [f"{_short(name, 40)!r} ({n} times)" for name, n in counts.items() if n > 1]
     if twice:
         raise ImportRefused(
-            f"{path}: duplicated column names: {_names(twice)}; rename or drop the copies"
+            f"{path}: duplicated column names: {_names(twice, width=60)}; rename or drop the copies"
         )
 
 
 def _not_utf8(path: Path, line: int, byte: int) -> str:
-    return (f"{path}: line {line:,} is not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8 "
+    where = f"line {line:,} is" if line else "the file is"
+    return (f"{path}: {where} not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8 "
             "(e.g. iconv -f latin1 -t utf-8 for Latin-1/Windows-1252 files)")
 
 
@@ -360,8 +362,9 @@ def _read(probe: Probe) -> pd.DataFrame:
                 )
     except pd.errors.EmptyDataError:
         raise ImportRefused(f"{path}: the file is empty") from None
-    except UnicodeDecodeError:
-        raise ImportRefused(_not_utf8(path, *_first_invalid_utf8(path))) from None
+    except UnicodeDecodeError as e:
+        line, byte = _first_invalid_utf8(path) or (0, e.object[e.start])
+        raise ImportRefused(_not_utf8(path, line, byte)) from None
     except pd.errors.ParserWarning:
         raise ImportRefused(
             f"{path}: the first data line has more fields than the header's {len(probe.columns):,}; "
@@ -389,7 +392,7 @@ def _parser_message(error: Exception, probe: Probe) -> str:
     return f"cannot read {what} ({_first_line(error)})"
 
 
-def _first_invalid_utf8(path: Path) -> tuple[int, int]:
+def _first_invalid_utf8(path: Path) -> tuple[int, int] | None:
     """(line number, byte) of the first byte that is not UTF-8; read only after a decode error."""
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
@@ -397,7 +400,7 @@ def _first_invalid_utf8(path: Path) -> tuple[int, int]:
                 line.decode("utf-8")
             except UnicodeDecodeError as e:
                 return number, line[e.start]
-    return 0, 0
+    return None
 
 
 # -- 3. conforming ---------------------------------------------------------------------
@@ -855,7 +858,7 @@ def import_file(
     result = dataclasses.replace(result, file=file)
     if not earlier.empty and not append:
         when = pd.Timestamp(earlier.iloc[-1]["imported_at"])
-        result.notes.append(f"the same content was imported on {when:%Y-%m-%d %H:%M} UTC; "
-                            f"{table.name} was replaced with the same rows")
+        result.notes.append(f"the same content was already imported on {when:%Y-%m-%d %H:%M} UTC; "
+                            f"{table.name} was replaced by it again and now holds this file's rows only")
     write_imports(warehouse, [result], append=append)
     return result

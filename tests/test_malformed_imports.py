@@ -153,6 +153,7 @@ CORPUS: dict[str, Case] = {
     "parquet named .csv": Case(_parquet_bytes(), "give it the .parquet extension"),
     "UTF-16 with BOM": Case((HEADER + ROWS).encode("utf-16"), "UTF-16"),
     "UTF-16 without BOM": Case((HEADER + ROWS).encode("utf-16-le"), "UTF-16"),
+    "UTF-16 big-endian without BOM": Case((HEADER + ROWS).encode("utf-16-be"), "UTF-16"),
     "Latin-1 value": Case((HEADER + ROWS + "c10,o10,2024-04-04,1,caf\xe9\n").encode("latin-1"), "line 5 is not UTF-8 text (byte 0xe9)"),
     "Latin-1 header": Case(("customer_id,order_id,ts,amount,cat\xe9gorie\n" + ROWS).encode("latin-1"), "line 1 is not UTF-8"),
     "HTML page saved as .csv": Case("<!DOCTYPE html>\n<html><body>Not found</body></html>\n", "required column 'customer_id' is missing"),
@@ -329,7 +330,7 @@ def test_reimport_rules(project: Path) -> None:
     before = dump_warehouse(project / "warehouse.duckdb")
     # a plain import of the same file again replaces the table with the same rows
     out = _import(project, "seed.csv", SEED_CSV)
-    assert "the same content was imported on" in out.stderr
+    assert "the same content was already imported on" in out.stderr and "now holds this file's rows only" in out.stderr
     after = dump_warehouse(project / "warehouse.duckdb")
     assert after["transactions"] == before["transactions"] and len(_tables(project)["import_log"]) == 2
     # appending it again is refused; --allow-reimport does what it says: the rows twice
@@ -356,6 +357,12 @@ def test_append_of_a_file_laid_out_differently(project: Path) -> None:
     rej = tables["rejected_transactions"]
     assert rej[["source_row", "cust", "channel", "customer_id"]].to_dict("records") == [
         {"source_row": 2, "cust": None, "channel": "shop", "customer_id": None}]
+
+
+def test_trailing_delimiters_in_the_header_are_not_duplicates(project: Path) -> None:
+    # spreadsheet exports often end every line with empty columns: not a duplicated name
+    out = _import(project, "trailing.csv", HEADER.replace("\n", ",,\n") + ROWS.replace("\n", ",,\n"))
+    assert "3 rows read from trailing.csv, 3 loaded, 0 rejected" in out.stderr
 
 
 def test_bom_file_imports(project: Path) -> None:
