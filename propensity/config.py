@@ -517,7 +517,8 @@ def project_in(folder: Path, num_threads: int = 1) -> Config:
 
 DEFAULT_TOML = """\
 # propensity.toml: settings for every `propensity` command run in this folder.
-# Every key is optional; the values shown are the defaults.
+# Every key is optional; the values shown are the defaults. Relative paths (the DuckDB
+# file, the MLflow store and artifacts, output folders) are taken in this file's folder.
 
 [warehouse]
 # Where canonical tables and outputs live: a DuckDB file, or a PostgreSQL server
