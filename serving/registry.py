@@ -5,7 +5,7 @@ from __future__ import annotations
 from propensity.config import Config
 from training.customer_reasons import registered_model
 from training.models import LgbmModel, free_cores
-from training.track import CHALLENGER, CHAMPION, RegistryError, alias_version, configure
+from training.track import CHALLENGER, CHAMPION, IncompleteVersion, RegistryError, alias_version, configure
 
 MODEL_NAMES = ("churn", "response", "value")
 
@@ -21,7 +21,11 @@ _MISSING_HINT = {
 def champions(cfg: Config, alias: str = CHAMPION) -> dict[str, tuple[LgbmModel, str]]:
     """name -> (model, version) of `name@alias` for every one of churn, response and value that exists.
 
+    A version whose training did not finish is never loaded: when one holds the alias
+    (it cannot get there through the promotion gate), scoring is refused, naming it.
+
     Raises:
+        IncompleteVersion: `name@alias` is an incomplete version (one line naming it).
         RegistryError: none of the three has that alias (train and promote one first).
     """
     configure(cfg.mlflow, cfg.training.experiment)
@@ -30,6 +34,8 @@ def champions(cfg: Config, alias: str = CHAMPION) -> dict[str, tuple[LgbmModel, 
     for name in MODEL_NAMES:
         try:
             model, version = registered_model(name, alias)
+        except IncompleteVersion:
+            raise
         except RegistryError:
             continue
         model.num_threads = threads

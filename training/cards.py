@@ -2,9 +2,11 @@
 
 At training time `explanation_artifacts` computes global SHAP (importance, beeswarm,
 dependence plots) and performance by RFMW segment and demographic band on the
-out-of-time test half; they are logged with the run. A card is then assembled only from
-the registry and that run (`card_inputs`), so `propensity explain model` needs neither
-the warehouse nor a retrain, and shows what the version was judged on.
+out-of-time test half; they are logged with the run, and then the run's own card
+(`render_run_card`, from what the run logged), all before the run is registered. A
+version's card is assembled only from the registry and its run (`card_inputs`), so
+`propensity explain model` needs neither the warehouse nor a retrain, and shows what the
+version was judged on, with its number, aliases and promotion record.
 """
 
 from __future__ import annotations
@@ -79,16 +81,43 @@ def _metrics_table(metrics: dict[str, float]) -> pd.DataFrame:
     return table.loc[[i for i in order if i in table.index]]
 
 
+# The version field of the card logged with a training run: the run is registered only
+# after everything, the card included, is logged (`propensity explain model` renders a
+# version's card with its number, aliases and promotion record).
+UNREGISTERED = "not yet registered when this card was logged"
+
+
 def card_inputs(name: str, version: str):
     """Everything a card shows, read from the registry and the version's training run."""
-    from training.model_card import CardInputs, default_limitations
-    from training.track import download_run_artifacts, run_data, version_record
+    from training.track import version_record
 
     record = version_record(name, version)
-    params, metrics = run_data(record["run_id"])
-    tags = record["tags"]
+    return _inputs(name, record["run_id"], str(version), record["aliases"], record["created_at"], record["tags"])
+
+
+def run_card_inputs(name: str, run_id: str):
+    """What the card of a training run shows before the run is registered (tags from the run)."""
+    from training.track import run_tags_metrics
+
+    tags, _ = run_tags_metrics(run_id)
+    return _inputs(name, run_id, UNREGISTERED, [], datetime.now(timezone.utc).timestamp() * 1000, tags)
+
+
+def render_run_card(name: str, run_id: str) -> str:
+    """The HTML model card of a training run, from what it has logged so far (logged with the run)."""
+    from training.model_card import render_model_card
+
+    return render_model_card(run_card_inputs(name, run_id))
+
+
+def _inputs(name: str, run_id: str, version: str, aliases: list[str], created_ms: float, tags: dict[str, str]):
+    from training.model_card import CardInputs, default_limitations
+    from training.track import download_run_artifacts, run_data
+
+    record = {"run_id": run_id, "aliases": aliases, "created_at": created_ms}
+    params, metrics = run_data(run_id)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = download_run_artifacts(record["run_id"], Path(tmp))
+        folder = download_run_artifacts(run_id, Path(tmp))
         figures = {
             title: (folder / fname).read_bytes()
             for fname, title in [
@@ -115,7 +144,7 @@ def card_inputs(name: str, version: str):
     created = datetime.fromtimestamp(record["created_at"] / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return CardInputs(
         name=name,
-        version=str(version),
+        version=version,
         aliases=record["aliases"],
         run_id=record["run_id"],
         created_at=created,

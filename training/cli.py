@@ -42,11 +42,27 @@ def register(app: typer.Typer) -> None:
     app.add_typer(explain_app, name="explain")
 
 
+FailOtherHosts = Annotated[bool, typer.Option(
+    "--fail-other-hosts",
+    help="Also mark MLflow runs left RUNNING by other hosts as FAILED (processes there cannot be checked from "
+         "here: only when they are known to be gone). Runs of dead processes of this host are always marked.")]
+
+
+def _recover(cfg: Config, other_hosts: bool) -> None:
+    """Mark runs left RUNNING by processes that no longer exist as FAILED, saying so in one line."""
+    from training.track import recover_abandoned_runs
+
+    line = recover_abandoned_runs(cfg.mlflow, other_hosts=other_hosts)
+    if line:
+        say(line)
+
+
 def train(
     model: Annotated[TrainTarget, typer.Argument(help="Which model to train: churn, response, value, all (the three), or uplift (needs --kind).")],
     tune: Annotated[int, typer.Option("--tune", min=0, help="Optuna trials before the final fit (0: use the config's parameters). Trials are scored on the out-of-time tune half and logged as nested runs.")] = 0,
     kind: Annotated[str | None, typer.Option(help="uplift: the campaign kind whose treatment and control contacts it learns from.")] = None,
     learner: Annotated[str, typer.Option(help="uplift: auto (the better on the tune half by Qini), two_model or x_learner.")] = "auto",
+    fail_other_hosts: FailOtherHosts = False,
     config: ConfigOption = None,
 ) -> None:
     """Train LightGBM models and their baselines on an out-of-time split; log and register them.
@@ -56,11 +72,17 @@ def train(
     model (`propensity train uplift --kind email`) learns P(response | contacted) -
     P(response | not contacted) from campaigns with control groups; the first one is
     also made `champion`, and `propensity target` uses it for that kind.
+
+    A version is registered only after its run has logged everything (model, metrics,
+    charts, explanations, model card) and is tagged complete last, so a killed training
+    leaves no version the gate or the scorer accepts. Runs left RUNNING by a killed
+    process are marked FAILED by the next command.
     """
     from features.load import Warehouse
     from training import pipeline
 
     cfg = load_config(config)
+    _recover(cfg, fail_other_hosts)
     if model is TrainTarget.uplift:
         from training.uplift import train_uplift
 
@@ -103,6 +125,7 @@ def promote(
     model: Annotated[Target, typer.Argument(help="Which model to promote: churn, response, value or all.")],
     margin: Annotated[float | None, typer.Option(help="Required improvement over the champion's primary metric (default: [training] promotion_margin).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Promote even when the challenger is not ahead of the best baseline or its test half is below [training] min_test_rows / min_test_positives (recorded on the version).")] = False,
+    fail_other_hosts: FailOtherHosts = False,
     config: ConfigOption = None,
 ) -> None:
     """Move `champion` to the challenger only if it beats the champion on the same out-of-time data.
@@ -112,12 +135,15 @@ def promote(
     be large enough to judge it ([training] min_test_rows, min_test_positives); --force
     overrides these two checks. The first version of a model is promoted by this same
     command. The decision and its numbers are recorded on the model version either way.
+    An incomplete challenger (its training was killed: no completeness tag, a missing
+    model card or model, a run that did not finish) is refused in one line, --force or not.
     Exits 1 when no model could be promoted or judged.
     """
     from features.load import Warehouse
     from training import pipeline
 
     cfg: Config = load_config(config)
+    _recover(cfg, fail_other_hosts)
     skipped: dict[str, str] = {}
     with Warehouse.of(cfg.warehouse, read_only=True, on_wait=say) as wh, Progress() as progress:
         decisions = pipeline.promote_models(

@@ -16,7 +16,7 @@ from features.snapshots import build_features
 from propensity.config import FeaturesConfig
 from training.feature_sets import with_campaign_kind
 from training.models import LgbmModel
-from training.track import RegistryError, alias_version, load_pyfunc, load_pyfunc_version
+from training.track import RegistryError, alias_version, load_pyfunc_version
 
 OUTPUT_LABEL = {"churn": "churn risk", "response": "response probability", "value": "predicted value"}
 
@@ -50,7 +50,8 @@ def registered_model(name: str, alias: str) -> tuple[LgbmModel, str]:
     info = alias_version(name, alias)
     if info is None:
         raise RegistryError(f"no {name}@{alias} in the registry; train and promote it first")
-    return load_pyfunc(name, alias).unwrap_python_model().model, str(info["version"])
+    version = str(info["version"])  # loaded by number: the alias may move meanwhile
+    return load_pyfunc_version(name, version, alias).unwrap_python_model().model, version
 
 
 def versioned_model(name: str, version: str) -> LgbmModel:

@@ -322,7 +322,8 @@ def render_model_card(card: CardInputs) -> str:
         "Lineage": _lineage(card),
     }
     e = _e
-    title = f"Model card: {card.name} version {card.version}"
+    title = (f"Model card: {card.name} version {card.version}" if card.version.isdigit()
+             else f"Model card: {card.name}, training run {card.run_id[:8]}")  # logged before registration
     aliases = "".join(f'<span class="alias">{e(a)}</span>' for a in card.aliases) or '<span class="muted">none</span>'
     nav = "".join(f'<li><a href="#{section_id(s)}">{e(s)}</a></li>' for s in SECTIONS)
     sections = "\n".join(

@@ -15,10 +15,11 @@ from features.load import Warehouse
 from propensity.config import Config
 from training.dataset import TrainingData, TrainingDataError, training_data
 from training.feature_sets import model_input
-from training.promote import Decision, GateRules, promote
-from training.cards import explanation_artifacts, render_card
+from training.promote import Decision, GateRules, promote, refuse_incomplete
+from training.cards import explanation_artifacts, render_run_card
 from training.track import (
-    CHALLENGER, LoggedVersion, alias_version, configure, git_commit, log_model_run, log_run_artifacts, log_trial, start_parent_run,
+    CARD_FILE, CHALLENGER, LoggedVersion, alias_version, configure, git_commit, log_model_run, log_trial,
+    start_parent_run,
 )
 from training.train import TrainingResult, baseline_predictions, fit_lgbm, score_on, train_model, truth_spearman
 
@@ -199,11 +200,12 @@ def train_and_log(
             "data_origin": "synthetic" if not truth.empty else "own",
         }
         example = model_input(data.test.head(5), data.numeric, data.categorical)
-        version = log_model_run(name, result.model, example, result.params, metrics, tags,
-                                artifacts(result, spearman, commit, fingerprint), experiment_id)
-        progress(f"{name}: explanations (SHAP) and model card")
-        log_run_artifacts(version.run_id, explanation_artifacts(result))
-        log_run_artifacts(version.run_id, {"model_card.html": render_card(name, version.version)})
+        progress(f"{name}: explanations (SHAP)")
+        files = {**artifacts(result, spearman, commit, fingerprint), **explanation_artifacts(result)}
+        progress(f"{name}: logging the run and its model card, then registering it")
+        # Registration is the last step: every file, the card included, is logged first.
+        version = log_model_run(name, result.model, example, result.params, metrics, tags, files, experiment_id,
+                                late_artifacts=lambda run_id: {CARD_FILE: render_run_card(name, run_id)})
         outcomes.append(Outcome(result, version, spearman, tuned))
     return outcomes
 
@@ -237,6 +239,11 @@ def promote_models(
         if on_skip is not None and alias_version(name, CHALLENGER) is None:
             on_skip(name, f"no {name}@{CHALLENGER} to promote; train one with `propensity train {name}`")
             continue
+        if on_skip is not None:  # checked before the data is rebuilt; `promote` checks it again
+            refused = refuse_incomplete(name)
+            if refused:
+                on_skip(name, refused)
+                continue
         progress(f"{name}: rebuilding the out-of-time data")
         data = _built_or_skipped(build, name, on_skip)
         if data is None:

@@ -12,6 +12,13 @@ checks, in order, each on the primary metric (AUC; normalised Gini for value):
    unchanged (same fingerprint), otherwise they are refitted here.
 3. **Ahead of the champion** by more than the configured margin.
 
+Before any of them, the challenger must be complete (`training.track.version_problem`:
+tagged complete, its run FINISHED, its files, model card and model present); an
+incomplete one is refused in one line (`IncompleteVersion`), whatever `force` says, and
+the refusal is recorded on it. An incomplete champion (it cannot get there through this
+gate) is not compared against: a complete challenger that passes checks 1 and 2
+replaces it.
+
 `force` skips checks 1 and 2 (never 3). The decision and its numbers are recorded on
 the version either way.
 """
@@ -27,7 +34,8 @@ import numpy as np
 from training.dataset import TrainingData
 from training.feature_sets import model_input
 from training.track import (
-    CHALLENGER, CHAMPION, RegistryError, alias_version, load_pyfunc, record_refusal, run_tags_metrics, set_champion,
+    CHALLENGER, CHAMPION, IncompleteVersion, RegistryError, alias_version, load_pyfunc_version, record_refusal,
+    run_tags_metrics, set_champion, version_problem,
 )
 from training.train import PRIMARY_METRIC
 
@@ -60,9 +68,9 @@ class GateRules:
     force: bool = False
 
 
-def pyfunc_predict(name: str, alias: str, data: TrainingData) -> np.ndarray:
-    """Predictions of `name@alias` on the test half, through the pyfunc interface."""
-    model = load_pyfunc(name, alias)
+def pyfunc_predict(name: str, version: str, data: TrainingData, alias: str | None = None) -> np.ndarray:
+    """Predictions of version `version` of `name` (read from `alias`) on the test half, through pyfunc."""
+    model = load_pyfunc_version(name, version, alias)
     inner = model.unwrap_python_model().model
     return np.asarray(model.predict(model_input(data.test, inner.numeric, inner.categorical)))
 
@@ -101,6 +109,23 @@ def baseline_scores(data: TrainingData, refit: Callable[[TrainingData], dict[str
     return {k: primary_score(data, p) for k, p in refit(data).items()}, "refitted on the current data"
 
 
+def refuse_incomplete(name: str) -> str | None:
+    """One line refusing `name@challenger` when it is incomplete (recorded on the version), else None."""
+    chal = alias_version(name, CHALLENGER)
+    if chal is None:
+        return None
+    version = str(chal["version"])
+    problem = version_problem(name, version)
+    if problem is None:
+        return None
+    line = (f"{name} version {version} (@{CHALLENGER}) is incomplete: {problem}; the gate refuses it - "
+            f"retrain with `propensity train {name}`")
+    record_refusal(name, version, {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                   "challenger_version": version, "decision": "refused",
+                                   "reason": f"incomplete: {problem}"})
+    return line
+
+
 def promote(
     name: str,
     data: TrainingData,
@@ -123,9 +148,12 @@ def promote(
     chal = alias_version(name, CHALLENGER)
     if chal is None:
         raise RegistryError(f"no {name}@{CHALLENGER} to promote; train one with `propensity train {name}`")
+    refused = refuse_incomplete(name)
+    if refused:
+        raise IncompleteVersion(refused)
     champ = alias_version(name, CHAMPION)
     metric = PRIMARY_METRIC[name]
-    chal_score = primary_score(data, pyfunc_predict(name, CHALLENGER, data))
+    chal_score = primary_score(data, pyfunc_predict(name, str(chal["version"]), data, CHALLENGER))
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     positives = positives_in_test(data)
     record = {"at": when, "metric": metric, "oot_cutoff": data.oot_cutoff, "test_rows": len(data.test),
@@ -160,14 +188,22 @@ def promote(
     if problems:
         record["overridden"] = "; ".join(problems)
 
-    if champ is None:
+    broken = version_problem(name, str(champ["version"])) if champ is not None else None
+    if champ is None or broken:
+        forced = " (forced past: " + "; ".join(problems) + ")" if problems else ""
+        if broken:
+            record["decision"] = "replaced an incomplete champion"
+            record["replaced_incomplete_champion"] = f"version {champ['version']}: {broken}"
+            set_champion(name, chal["version"], record)
+            return Decision(name, True, chal["version"], champ["version"], metric, chal_score, None, margin,
+                            f"version {chal['version']} ({metric} {chal_score:.4f} on {len(data.test):,} OOT rows) "
+                            f"replaces champion version {champ['version']}, which is incomplete ({broken}){forced}")
         record["decision"] = "first champion"
         set_champion(name, chal["version"], record)
-        forced = " (forced past: " + "; ".join(problems) + ")" if problems else ""
         return Decision(name, True, chal["version"], None, metric, chal_score, None, margin,
                         f"version {chal['version']} is the first champion ({metric} {chal_score:.4f} on "
                         f"{len(data.test):,} OOT rows){forced}")
-    champ_score = primary_score(data, pyfunc_predict(name, CHAMPION, data))
+    champ_score = primary_score(data, pyfunc_predict(name, str(champ["version"]), data, CHAMPION))
     record.update(champion_version=champ["version"], champion_score=round(champ_score, 6))
     gain = chal_score - champ_score
     if gain > margin:

@@ -51,6 +51,7 @@ import pandas as pd
 from features.load import Warehouse
 from features.snapshots import build_features, data_end
 from propensity.config import Config, FeaturesConfig
+from propensity.failpoints import failpoint
 from training.dataset import TrainingDataError, frames_fingerprint, split_out_of_time
 from training.feature_sets import feature_lists, model_input
 from training.models import LgbmModel, LgbmParams
@@ -590,14 +591,21 @@ def _log_and_register(
     result: UpliftResult, params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str],
     artifacts: dict[str, Any], experiment_id: str,
 ) -> LoggedVersion:
-    """Log the run and the model as code, register it under `uplift`, point `challenger` at it."""
+    """Log the run, the model as code and every artifact; then register it under `uplift` as `challenger`.
+
+    Registration is the last step and the version is tagged complete last
+    (`training.track.register_version`), as for the other models.
+    """
     import mlflow
 
-    from training.track import CHALLENGER, LoggedVersion, log_run_artifacts, model_requirements, pyfunc_signature
+    from training.track import (
+        LoggedVersion, log_files, model_requirements, pyfunc_signature, register_version, tracked_run,
+    )
 
     data = result.data
     example = model_input(data.test.head(5), data.numeric, data.categorical)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{MODEL_NAME}-{data.kind}") as run:
+    with tracked_run(experiment_id, f"train-{MODEL_NAME}-{data.kind}") as run:
+        failpoint("train:run-started")
         mlflow.log_params(params)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
         mlflow.set_tags(tags)
@@ -611,15 +619,12 @@ def _log_and_register(
                                            signature=pyfunc_signature(), pip_requirements=model_requirements(),
                                            metadata={"features": {"numeric": result.model.numeric,
                                                                   "categorical": result.model.categorical}})
-        client = mlflow.MlflowClient()
-        if not client.search_registered_models(filter_string=f"name = '{MODEL_NAME}'"):
-            client.create_registered_model(MODEL_NAME, description="propensity uplift model (incremental response)")
-        version = str(client.create_model_version(MODEL_NAME, source=info.model_uri, run_id=run.info.run_id).version)
-        client.set_registered_model_alias(MODEL_NAME, CHALLENGER, version)
-        for k, v in tags.items():
-            client.set_model_version_tag(MODEL_NAME, version, k, v)
+        failpoint("train:model-logged")
+        log_files(artifacts)
         run_id = run.info.run_id
-    log_run_artifacts(run_id, artifacts)
+    failpoint("train:run-finished")
+    version = register_version(MODEL_NAME, info.model_uri, run_id, tags, list(artifacts),
+                               description="propensity uplift model (incremental response)")
     return LoggedVersion(MODEL_NAME, version, run_id)
 
 
@@ -719,7 +724,7 @@ def load_uplift(cfg: Config, alias: str = "champion", kind: str | None = None) -
         RegistryError: no such alias, or a model of another kind; the message says what to do.
     """
     from training.models import free_cores
-    from training.track import RegistryError, alias_version, configure, load_pyfunc
+    from training.track import RegistryError, alias_version, configure, load_pyfunc_version
 
     configure(cfg.mlflow, cfg.training.experiment)
     info = alias_version(MODEL_NAME, alias)
@@ -735,7 +740,7 @@ def load_uplift(cfg: Config, alias: str = "champion", kind: str | None = None) -
             f"{MODEL_NAME}@{alias} (version {info['version']}) was trained on {trained_kind!r} campaigns, "
             f"not {kind!r}; train one for {kind!r} or rank by expected profit"
         )
-    model = load_pyfunc(MODEL_NAME, alias).unwrap_python_model().model
+    model = load_pyfunc_version(MODEL_NAME, str(info["version"]), alias).unwrap_python_model().model
     threads = free_cores(cfg.lightgbm.num_threads)
     for _name, attr in UpliftModel._PARTS:
         part = getattr(model, attr)
