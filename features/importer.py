@@ -237,7 +237,9 @@ def _not_csv_text(path: Path, head: bytes) -> None:
 def _csv_header(path: Path, head: bytes, sep: str, size: int) -> list[str]:
     """The column names of a CSV's header line, read from the first MiB only."""
     _not_csv_text(path, head)
-    text = head.removeprefix(codecs.BOM_UTF8).lstrip(b"\r\n")  # the parser skips leading blank lines too
+    body = head.removeprefix(codecs.BOM_UTF8)
+    text = body.lstrip(b"\r\n")  # the parser skips leading blank lines too
+    number = 1 + body[: len(body) - len(text)].count(b"\n")  # the header's line number
     if not text.strip():
         if size <= len(head):
             raise ImportRefused(f"{path}: the file holds only blank lines")
@@ -266,7 +268,7 @@ def _csv_header(path: Path, head: bytes, sep: str, size: int) -> list[str]:
     try:
         decoded = line.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ImportRefused(_not_utf8(path, 1, line[e.start])) from None
+        raise ImportRefused(_not_utf8(path, number, line[e.start])) from None
     try:
         if len(sep) == 1:
             names = next(csv.reader([decoded], delimiter=sep), [])
@@ -828,8 +830,8 @@ def import_file(
     rows would load. With `append`, refuses a file whose content the import log says the
     table already holds, and rejects rows equal to a row already in the table as
     `IN_TABLE`; `allow_reimport` skips both (the user wants the rows twice). A replace
-    import of the same content again is allowed: it replaces the table with the same rows
-    (a note says so).
+    import of the same content again is allowed, as any replace: the table then holds
+    this file's rows only (a note says so).
     """
     path = Path(path)
     probe = probe_source(path, delimiter)

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features import importer
 from features.importer import IN_TABLE, MAX_COLUMNS, ImportRefused, conform
-from features.schema import CONTACTS, NEEDS_EVALUATIONS, TRANSACTIONS
+from features.schema import CONTACTS, NEEDS_EVALUATIONS
 from tests.corpus import SEED_CSV, assert_refused, dump_warehouse, run, seed_project
 
 HEADER = "customer_id,order_id,ts,amount,category\n"
@@ -46,21 +47,28 @@ def project(seeded: Path, tmp_path: Path) -> Path:
     return folder
 
 
-def _parquet_bytes(frame: pd.DataFrame | None = None, **kw: object) -> bytes:
+def _parquet_bytes(frame: pd.DataFrame | None = None) -> bytes:
+    """A Parquet file of `frame` (default: the good rows HEADER + ROWS, as text)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    table = kw.get("table") or pa.Table.from_pandas(
-        frame if frame is not None else pd.read_csv(io.StringIO(HEADER + ROWS), dtype=str), preserve_index=False)
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
+    if frame is None:
+        frame = pd.read_csv(io.StringIO(HEADER + ROWS), dtype=str)
+    return _parquet_of(pa.Table.from_pandas(frame, preserve_index=False))
 
 
 def _parquet_with(names: list[str]) -> bytes:
+    """A one-row Parquet file with these column names (repeats allowed)."""
     import pyarrow as pa
 
-    return _parquet_bytes(table=pa.table([pa.array(["x"]) for _ in names], names=names))
+    return _parquet_of(pa.table([pa.array(["x"]) for _ in names], names=names))
+
+
+def _parquet_of(table) -> bytes:
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
 
 
 def _zip_bytes() -> bytes:
@@ -133,7 +141,6 @@ class Case:
         return path
 
 
-MANY = "".join(f"c{i},o{i},2024-03-{1 + i % 28:02d},{i}.5,a\n" for i in range(20))
 FUTURE = HEADER + "".join(f"c{i},o{i},2099-01-{1 + i:02d},1,a\n" for i in range(3))
 
 CORPUS: dict[str, Case] = {
@@ -155,7 +162,7 @@ CORPUS: dict[str, Case] = {
     "UTF-16 without BOM": Case((HEADER + ROWS).encode("utf-16-le"), "UTF-16"),
     "UTF-16 big-endian without BOM": Case((HEADER + ROWS).encode("utf-16-be"), "UTF-16"),
     "Latin-1 value": Case((HEADER + ROWS + "c10,o10,2024-04-04,1,caf\xe9\n").encode("latin-1"), "line 5 is not UTF-8 text (byte 0xe9)"),
-    "Latin-1 header": Case(("customer_id,order_id,ts,amount,cat\xe9gorie\n" + ROWS).encode("latin-1"), "line 1 is not UTF-8"),
+    "Latin-1 header": Case(("\n\ncustomer_id,order_id,ts,amount,cat\xe9gorie\n" + ROWS).encode("latin-1"), "line 3 is not UTF-8"),
     "HTML page saved as .csv": Case("<!DOCTYPE html>\n<html><body>Not found</body></html>\n", "required column 'customer_id' is missing"),
     # broken Parquet
     "truncated parquet": Case(_parquet_bytes()[:-40], "truncated or corrupt", name="bad.parquet"),
@@ -195,6 +202,9 @@ CORPUS: dict[str, Case] = {
                             "are not ids without control characters"),
     # whole-file outcomes
     "all rows rejected (replace)": Case(FUTURE, "all 3 rows would be rejected (ts after file end 3)", args=tuple(AT)),
+    "all rows rejected, mixed reasons": Case(FUTURE + ",o8,2024-03-01,1,a\n,o9,2024-03-02,1,a\n",
+                                             "all 5 rows would be rejected (ts after file end 3, missing customer_id 2)",
+                                             args=tuple(AT)),
     "all rows rejected (append)": Case(FUTURE, "all 3 rows would be rejected (ts after file end 3)", args=(*AT, "--append")),
     "seed file appended again": Case(lambda folder: folder / "seed.csv", "already imported into transactions", args=(*AT, "--append")),
     "same content under another name": Case(_seed_copy, "(as seed.csv)", args=(*AT, "--append")),
@@ -226,19 +236,26 @@ def test_corpus_size() -> None:
     assert len(CORPUS) >= 28
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file_is_refused(project: Path) -> None:
+def test_unreadable_file_is_refused(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = project / "secret.csv"
     path.write_text(HEADER + ROWS)
     path.chmod(0)
-    assert_refused(["data", "import", "transactions", str(path)], project, "permission denied")
+    if os.geteuid() == 0:  # root reads any file: let the open fail as it does for a user
+        def deny(file: object, *args: object, **kwargs: object):
+            if Path(str(file)) == path:
+                raise PermissionError(13, "Permission denied", str(file))
+            return open(file, *args, **kwargs)
+
+        monkeypatch.setattr(importer, "open", deny, raising=False)
+    line = assert_refused(["data", "import", "transactions", str(path)], project, "permission denied")
+    assert line.endswith("secret.csv: cannot read the file: permission denied; check its permissions")
 
 
 def test_long_column_lists_are_cut_to_twenty_names(project: Path) -> None:
     path = project / "wide.csv"
     path.write_text(",".join(f"col{i}" for i in range(300)) + "\n" + ",".join("1" * 300) + "\n")
     line = assert_refused(["data", "import", "transactions", str(path)], project, "required column 'customer_id'")
-    assert "col19, and 280 more" not in line and "col19 and 280 more)" in line and "col20" not in line
+    assert "(the file has: col0, col1, " in line and "col19 and 280 more)" in line and "col20" not in line
 
 
 # -- row-level cases: quarantined, with hand-computed counts ---------------------------
