@@ -21,8 +21,6 @@ _KINDS = {
                                            "then re-run"),
     errno.EACCES: ("permission denied", "make its folder writable for this user, or point {where} at a "
                                         "writable folder, then re-run"),
-    errno.EPERM: ("operation not permitted", "make its folder writable for this user, or point {where} at "
-                                             "a writable folder, then re-run"),
 }
 
 # The same faults as the libraries word them in their own exception types.
@@ -66,7 +64,7 @@ class DiskFault:
                       "free space where this command writes (the warehouse's folder, [features] output_dir, "
                       "[serving] snapshot_dir, the MLflow store) and re-run")
         else:
-            where = f" on {self.path}" if self.code in (errno.EACCES, errno.EPERM) else f" writing {self.path}"
+            where = f" on {self.path}" if self.code == errno.EACCES else f" writing {self.path}"
             remedy = self.remedy(setting)
         return f"{self.reason}{where}; {remedy}" + (f": {outcome}" if outcome else "")
 
@@ -81,6 +79,8 @@ def _fault_of(exc: BaseException) -> DiskFault | None:
         if path is None:
             quoted = _QUOTED_PATH.search(str(exc))
             path = quoted.group(1) if quoted else None
+        if path is None and exc.errno == errno.EACCES:
+            return None  # not a file (a socket on a privileged port, say): not ours to explain
         return DiskFault(exc.errno, None if path is None else str(path))
     if not _io_kind(exc):
         return None

@@ -375,3 +375,11 @@ def test_friendly_prints_disk_faults_and_keeps_bugs(capsys: pytest.CaptureFixtur
     with pytest.raises(FileNotFoundError):
         reads_a_missing_file()
     assert capsys.readouterr().err == ""
+
+
+def test_permission_errors_that_are_not_about_files_stay_bugs() -> None:
+    from propensity.faults import disk_fault
+
+    assert disk_fault(PermissionError(errno.EACCES, "Permission denied")) is None  # e.g. binding port 80
+    assert disk_fault(PermissionError(errno.EPERM, "Operation not permitted")) is None  # e.g. os.kill
+    assert disk_fault(PermissionError(errno.EACCES, "Permission denied", "/srv/w")).path == "/srv/w"
