@@ -20,7 +20,7 @@
 - **Errors in the schema**: the OpenAPI document describes the errors as they are sent,
   `{"detail": "<one line>"}` (422 adds the `errors` list), per operation: 401/403 where
   a token is needed, 404 and 503 where the warehouse or registry is read, 422 where
-  there is input.
+  there is input, 400 for a body that cannot be read at all.
 - **No secrets in the access log**: `RedactSecrets`, a logging filter on uvicorn's
   access logger, replaces anything shaped like an API token and the values of query
   parameters named like credentials (`token`, `access_token`, `api_key`, ...) with
@@ -196,6 +196,7 @@ ERROR_SCHEMA = {
     "required": ["detail"],
 }
 ERROR_TEXT = {
+    "400": "A body that cannot be read at all (e.g. not UTF-8 text).",
     "401": "Missing, unknown or revoked token.",
     "403": "The token's role may not call this endpoint.",
     "404": "Unknown customer, run, list, model or version (or no champion to score with).",
@@ -213,13 +214,13 @@ def document_errors(schema: dict) -> dict:
         for method, op in item.items():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
-            codes = []
+            codes = ["400"] if op.get("requestBody") else []
             if op.get("parameters") or op.get("requestBody"):
                 codes.append("422")
             if op.get("security"):
-                codes += ["401", "403"]
-                if path != "/me":
-                    codes += ["404", "503"]
+                codes.append("401")
+                if path != "/me":  # any valid token may ask who it is; nothing is read for it
+                    codes += ["403", "404", "503"]
             for code in codes:
                 op["responses"][code] = {"description": ERROR_TEXT[code],
                                          "content": {"application/json": {"schema": ref}}}
