@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -168,8 +169,16 @@ def test_kill_after_registration_leaves_an_incomplete_version_nobody_uses(world,
 
     # an incomplete version that somehow holds `champion`: the scorer refuses it by name, writing nothing
     _client(tmp_path).set_registered_model_alias("churn", "champion", "2")
+    gone = subprocess.Popen(["true"])  # and a run left RUNNING by a process that has exited: score marks it too
+    gone.wait()
+    experiment = _client(tmp_path).get_run(incomplete.run_id).info.experiment_id
+    orphan = _client(tmp_path).create_run(experiment, run_name="tune-churn", tags={
+        "propensity.pid": str(gone.pid), "propensity.host": socket.gethostname()})
     score = _cli(config, "score", "--as-of", AS_OF)
     assert score.returncode == 1
+    assert _lines(score, "marked ") == [f"{MARKED}tune-churn {orphan.info.run_id[:8]} (pid {gone.pid} on "
+                                        f"{socket.gethostname()})"]
+    assert not _runs(tmp_path, "RUNNING")
     assert _one_line_error(score) == (
         "error: churn@champion is version 2, which is incomplete (its training stopped before tagging it "
         "complete); not loading it: retrain it with `propensity train churn` and promote the new version")

@@ -541,15 +541,6 @@ def record_refusal(name: str, version: str, record: dict[str, Any]) -> None:
         client.set_model_version_tag(name, version, f"promotion.{k}", str(v))
 
 
-def log_run_artifacts(run_id: str, artifacts: dict[str, Any]) -> None:
-    """Add artifacts to a finished run (explanations and the model card come after registration)."""
-    mlflow = _mlflow()
-    with mlflow.start_run(run_id=run_id):
-        with tempfile.TemporaryDirectory() as tmp:
-            for fname, obj in artifacts.items():
-                _log_artifact(Path(tmp), fname, obj)
-
-
 def download_run_artifacts(run_id: str, folder: Path) -> Path:
     """Every top-level artifact file of a run, downloaded into `folder`."""
     mlflow = _mlflow()
