@@ -39,12 +39,11 @@ is 404 with one line.
 """
 
 import inspect
-import io
 import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -57,13 +56,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.load import Warehouse, WarehouseError
 from propensity.config import CONFIG_FILE, ApiConfig, Config
-from serving import sink
-from serving.current import CurrentRun, RunCache, ServiceBusy
-from serving.target import LABELS, MEASURES, PROFIT_RANKINGS, RANKING_NEEDS, RANKINGS
+from serving import security, sink
+from serving.current import CurrentRun, RunCache, ServiceBusy, quiet_collector
+from serving.target import LABELS, MEASURES, PROFIT_RANKINGS, RANKING_NEEDS, RANKINGS, csv_text
 from serving.tokens import Role, TokenInfo, TokenStore
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -232,12 +232,16 @@ class TargetRequest(_In):
         "auto (uplift, else expected profit, else value_at_risk, value or churn: what the run's models allow), "
         "or one of uplift, expected_profit, value_at_risk (churn risk x predicted value), value, churn. "
         "GET /targets/options lists the ones the current run allows."))
-    budget: float | None = Field(default=None, gt=0, description="Money for contacts (contacts = budget / cost).")
+    budget: float | None = Field(default=None, gt=0, le=1e12, allow_inf_nan=False,
+                                 description="Money for contacts (contacts = budget / cost, at most 1e9).")
     top: int | None = Field(default=None, ge=1, le=10_000_000, description="Number of customers to select.")
-    cost: float | None = Field(default=None, ge=0, description="Cost of one contact (default: [serving] contact_cost).")
-    margin: float | None = Field(default=None, ge=0, le=1, description="Share of value that is profit (default: [serving] margin).")
-    control: float = Field(default=0.1, ge=0, lt=1, description="Share of the selected customers held out as control.")
-    seed: int = Field(default=0, ge=0, description="Seed of the random control group.")
+    cost: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False,
+                               description="Cost of one contact (default: [serving] contact_cost).")
+    margin: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False,
+                                 description="Share of value that is profit (default: [serving] margin).")
+    control: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False,
+                           description="Share of the selected customers held out as control.")
+    seed: int = Field(default=0, ge=0, le=2**63 - 1, description="Seed of the random control group.")
 
     @field_validator("campaign")
     @classmethod
@@ -343,6 +347,12 @@ class RunRow(BaseModel):
     missing: list[MissingModel] = Field(default_factory=list,
                                         description="Models not scored in this attempt (parsed missing_models).")
 
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """Stored in UTC without a zone (serving.sink._now); sent with it, as an RFC 3339 date-time needs."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
 
 class RunDetail(_Out):
     run_id: str
@@ -376,16 +386,25 @@ def _validation_message(errors: list[dict]) -> str:
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}")
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-    return "invalid input: " + "; ".join(parts) + more
+    return _one_line("invalid input: " + "; ".join(parts) + more)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     from serving.target import TargetingError
     from training.customer_reasons import UnknownCustomer
     from training.track import RegistryError
 
     def reply(status: int, message: str) -> JSONResponse:
         return JSONResponse({"detail": _one_line(message)}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        """Ours and Starlette's (unknown path 404, 405): JSON with a one-line detail, headers kept."""
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": _one_line(str(exc.detail))}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -427,7 +446,8 @@ class _Access:
         allowed = None if roles == (None,) else {Role.admin, *roles}
         bearer = self.bearer
 
-        def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> TokenInfo:
+        # async: a hash and a stat of the token file, cheaper than a hop to the thread pool
+        async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> TokenInfo:
             if credentials is None or credentials.scheme.lower() != "bearer":
                 raise HTTPException(401, "missing token: send the header 'Authorization: Bearer <token>'",
                                     headers={"WWW-Authenticate": "Bearer"})
@@ -635,6 +655,11 @@ class _Models:
 
         configure(self.cfg.mlflow, self.cfg.training.experiment)
 
+    def holds(self, name: str, version: Any) -> bool:
+        """Is this version loaded, with its base value (so explaining it needs no I/O)?"""
+        key = (name, str(version))
+        return key in self._models and key in self._base
+
     def get(self, name: str, version: str) -> Any:
         key = (name, str(version))
         with self._lock:
@@ -643,6 +668,7 @@ class _Models:
 
                 self.registry()
                 self._models[key] = versioned_model(name, str(version))
+                quiet_collector()
             return self._models[key]
 
     def champion(self, name: str) -> tuple[Any, str]:
@@ -700,18 +726,17 @@ def waterfall(model: Any, base_raw: float, score: float,
     if raw_score is None:
         return None
 
-    def out(raw: float) -> float:
-        return float(transform_raw(model.kind, np.array([raw]), model.calibration_)[0])
-
-    steps, at = [], base_raw
-    for r in sorted(reasons, key=lambda r: r["rank"]):
-        nxt = at + float(r["contribution"])
-        steps.append(WaterfallStep(label=str(r["feature"]), text=str(r["text"]), contribution=float(r["contribution"]),
-                                   start=out(at), end=out(nxt)))
-        at = nxt
+    ordered = sorted(reasons, key=lambda r: r["rank"])
+    # running raw totals: base, base + reason 1, ..., then all of them on the output scale at once
+    raw = [base_raw]
+    for r in ordered:
+        raw.append(raw[-1] + float(r["contribution"]))
+    shown = transform_raw(model.kind, np.array(raw), model.calibration_).tolist()
+    steps = [WaterfallStep(label=str(r["feature"]), text=str(r["text"]), contribution=float(r["contribution"]),
+                           start=shown[i], end=shown[i + 1]) for i, r in enumerate(ordered)]
     steps.append(WaterfallStep(label="other features", text="all features not listed above",
-                               contribution=raw_score - at, start=out(at), end=float(score)))
-    return out(base_raw), steps
+                               contribution=raw_score - raw[-1], start=shown[-1], end=float(score)))
+    return shown[0], steps
 
 
 def _reasons(rows: list[dict[str, Any]]) -> list[Reason]:
@@ -771,8 +796,11 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         description=(SECURITY_TEXT + " Errors are JSON objects with a one-line `detail`: 401 missing or unknown "
                      "token, 403 role not allowed, 404 unknown customer, run, list or model, 422 malformed input, "
                      "503 warehouse busy (a scoring run is writing) or not scored yet."),
+        docs_url=None,  # security.install serves /docs from local files (no CDN); ReDoc is CDN-only: off
+        redoc_url=None,
     )
     _install_error_handlers(app)
+    security.install(app)  # security headers, offline /docs, errors in the schema, tokens out of the access log
 
     marketing = (Role.marketer,)
     audit = (Role.auditor,)
@@ -810,18 +838,37 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         return Me(name=info.name, role=info.role, token_id=info.token_id)
 
     # -- customers -----------------------------------------------------------------------
-    def _customer_rows(customer_id: str) -> tuple[CurrentRun, dict, dict]:
-        held = current.get()
+    def _customer_rows(customer_id: str, held: CurrentRun | None = None) -> tuple[CurrentRun, dict, dict]:
+        held = held or current.get()
         scores = held.score(customer_id)
         if scores is None:
             raise HTTPException(404, f"customer {customer_id!r} is not in the current scoring run "
                                      f"{held.run_id} (as of {_as_date(held.run['as_of'])}); check the id")
         return held, scores, held.segment(customer_id) or {}
 
+    def _ready() -> CurrentRun | None:
+        """The run in memory when answering from it needs no I/O (no look at the warehouse due, models
+        loaded): then a read is answered on the event loop, else in the thread pool."""
+        held = current.fresh()
+        if held is None:
+            return None
+        versions = [(n, held.run.get(f"{n}_version")) for n in MODEL_NAMES]
+        return held if all(models.holds(n, v) for n, v in versions if v is not None) else None
+
+    def _json(answer: BaseModel) -> Response:
+        """An answer serialised once (FastAPI would validate the model a second time)."""
+        return Response(answer.model_dump_json(), media_type="application/json")
+
     @route("get", "/customers/{customer_id}", audit, response_model=CustomerDetail, tags=["customers"])
-    def customer(customer_id: CUSTOMER_ID) -> CustomerDetail:
+    async def customer(customer_id: CUSTOMER_ID) -> Response:
         """A customer's scores, segments and stored reasons (with a waterfall per model) in the current run."""
-        held, scores, segments = _customer_rows(customer_id)
+        held = _ready()
+        if held is None:
+            return _json(await run_in_threadpool(_customer_detail, customer_id, None))
+        return _json(_customer_detail(customer_id, held))
+
+    def _customer_detail(customer_id: str, held: CurrentRun | None) -> CustomerDetail:
+        held, scores, segments = _customer_rows(customer_id, held)
         run, run_id, reasons = held.run, held.run_id, held.reasons_of(customer_id)
         score_row = {k: v for k, v in scores.items() if k not in ("run_id", "customer_id", "as_of")}
         missing = run_missing(run, held.has_campaigns)
@@ -843,11 +890,13 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
 
     @route("get", "/customers/{customer_id}/segments", (Role.marketer, Role.auditor),
            response_model=CustomerSegments, tags=["customers"])
-    def customer_segments(customer_id: CUSTOMER_ID) -> CustomerSegments:
+    async def customer_segments(customer_id: CUSTOMER_ID) -> Response:
         """A customer's RFMW scores, segment and tiers in the current run."""
-        held, _scores, segments = _customer_rows(customer_id)
-        return CustomerSegments(customer_id=customer_id, run_id=held.run_id, as_of=_as_date(held.run["as_of"]),
-                                segments={k: v for k, v in segments.items() if k not in ("run_id", "customer_id", "as_of")})
+        held = current.fresh() or await run_in_threadpool(current.get)
+        held, _scores, segments = _customer_rows(customer_id, held)
+        return _json(CustomerSegments(
+            customer_id=customer_id, run_id=held.run_id, as_of=_as_date(held.run["as_of"]),
+            segments={k: v for k, v in segments.items() if k not in ("run_id", "customer_id", "as_of")}))
 
     @route("get", "/segments/summary", marketing, response_model=SegmentSummary, tags=["segments"])
     def segment_summary() -> SegmentSummary:
@@ -974,10 +1023,9 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
                      if wh.has(TARGETS) else pd.DataFrame())
         if frame.empty:
             raise HTTPException(404, f"no target list {list_id!r}; build one with POST /targets")
-        buf = io.StringIO()
-        frame.to_csv(buf, index=False)
+        text = csv_text(frame)  # spreadsheet formulas neutralised (serving.target.spreadsheet_safe)
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in list_id)
-        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+        return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="target-{safe}.csv"'})
 
     # -- scoring on demand ---------------------------------------------------------------
@@ -1103,11 +1151,5 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
 
 
 # The page loads nothing from elsewhere; model cards are shown in a sandboxed frame.
-_PAGE_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-                                "script-src 'self'; frame-src 'self' blob: data:; object-src 'none'; "
-                                "base-uri 'none'; form-action 'none'"),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+# Its Content-Security-Policy and the other security headers: serving/security.py (every response).
+_PAGE_HEADERS = {"Cache-Control": "no-store"}
