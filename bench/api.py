@@ -232,6 +232,45 @@ def target_under_load(port: int, info: dict, concurrency: int, requests: int) ->
     return seconds
 
 
+def earlier_version(args: argparse.Namespace, folder: Path, info: dict) -> dict:
+    """The same project served by another source tree (e.g. the previous release), fewer requests."""
+    root = args.compare_root.resolve()
+    toml = folder / "propensity-earlier.toml"
+    toml.write_text(_toml(folder, args.threads).replace("lock_wait_seconds = 120\n", ""))
+    port = _free_port()
+    log = folder / "server-earlier.log"
+    cmd = [sys.executable, "-m", "propensity.cli", "serve", "--config", str(toml), "--port", str(port),
+           "--token-file", str(folder / "api_tokens.json")]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=root, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if asyncio.run(_once(port, "GET", "/health", {}))[0] == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the earlier version's server did not start; see {log}")
+            time.sleep(0.3)
+        rng = random.Random(args.seed + 1)
+        load(port, [f"/customers/{rng.choice(info['ids'])}" for _ in range(20)], info["token"], 1)  # warm
+        single = load(port, [f"/customers/{rng.choice(info['ids'])}" for _ in range(args.compare_requests // 4)],
+                      info["token"], 1)
+        loaded = load(port, [f"/customers/{rng.choice(info['ids'])}" for _ in range(args.compare_requests)],
+                      info["token"], args.concurrency)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    return {"root": str(root), "commit": commit, "requests": args.compare_requests,
+            "single_client": {k: single[k] for k in ("p50_ms", "p99_ms", "rps")},
+            "customer": {k: loaded[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms")},
+            "statuses": loaded["statuses"]}
+
+
 def scoring_under_load(folder: Path, port: int, info: dict, concurrency: int, requests: int, seed: int) -> dict:
     """Start `propensity score` while the API is loaded; keep the load on until it ends."""
     exe = Path(sys.executable).parent / "propensity"
@@ -292,6 +331,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds of each endpoint, taking turns (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="LightGBM threads of the scoring run (default 1)")
     parser.add_argument("--skip-scoring", action="store_true", help="leave out the scoring-under-load part")
+    parser.add_argument("--compare-root", type=Path, default=None,
+                        help="also serve the project from this source tree (e.g. a worktree of the previous "
+                             "release) and measure GET /customers/{id} there, for a before/after in one run")
+    parser.add_argument("--compare-requests", type=int, default=400,
+                        help="requests against --compare-root under load (a quarter of them single-client)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "api.md")
     args = parser.parse_args()
 
@@ -322,6 +366,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    before = None if args.compare_root is None else earlier_version(args, folder, info)
 
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in rounds[name])
@@ -335,6 +380,7 @@ def main() -> None:
         "statuses": {name: [r["statuses"] for r in rs] for name, rs in rounds.items()},
         "single_client": {k: single[k] for k in ("p50_ms", "p99_ms", "rps")},
         "post_target_idle_s": idle_target, "post_target_under_load_s": loaded_target, "scoring": scoring,
+        "earlier": before,
     }
     summary["targets_met"] = {"p99_le_50ms": summary["customer"]["p99_ms"] <= 50,
                               "rps_ge_300": summary["customer"]["rps"] >= 300,
@@ -374,6 +420,16 @@ def write_report(args: argparse.Namespace, s: dict) -> None:
         f"- POST /targets (top 500): {s['post_target_idle_s']:.2f} s idle (median of 3), "
         f"{s['post_target_under_load_s']:.2f} s while {args.concurrency} clients read customers.",
     ]
+    e = s.get("earlier")
+    if e:
+        ec = e["customer"]
+        lines.append(
+            f"- The same project served by the earlier version `{e['commit']}` (`--compare-root`, {e['requests']} "
+            f"requests, same clients): {ec['rps']:.1f} requests/s, p50 {ec['p50_ms']:.0f} ms, p99 {ec['p99_ms']:.0f} ms "
+            f"at {args.concurrency} clients (statuses {e['statuses']}); one client alone p50 "
+            f"{e['single_client']['p50_ms']:.0f} ms. Now: {c['rps'] / ec['rps']:.0f}x the throughput, "
+            f"p99 {ec['p99_ms'] / c['p99_ms']:.0f}x lower, single-client p50 "
+            f"{e['single_client']['p50_ms'] / s['single_client']['p50_ms']:.0f}x lower.")
     sc = s["scoring"]
     if sc:
         lines.append(
