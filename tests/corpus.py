@@ -44,6 +44,15 @@ def seed_project(folder: Path) -> Path:
     return folder
 
 
+def copy_project(seeded: Path, tmp_path: Path) -> Path:
+    """A fresh copy of a project made once by `seed_project` (importing once per module keeps a corpus fast)."""
+    import shutil
+
+    folder = tmp_path / "project"
+    shutil.copytree(seeded, folder)
+    return folder
+
+
 @dataclass
 class Outcome:
     exit_code: int

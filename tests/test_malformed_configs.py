@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.corpus import assert_refused, seed_project
+from tests.corpus import assert_refused, copy_project, seed_project
 
 IMPORT = ["data", "import", "transactions", "seed.csv", "--append", "--extracted-at", "2024-06-30"]
 FEATURES = ["features", "build", "--as-of", "2024-03-05"]
@@ -155,12 +155,8 @@ def seeded(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def project(seeded: Path, tmp_path: Path) -> Path:
-    """A copy of the seeded project (importing the seed once per module keeps the corpus fast)."""
-    import shutil
-
-    target = tmp_path / "project"
-    shutil.copytree(seeded, target)
-    return target
+    """A copy of the seeded project."""
+    return copy_project(seeded, tmp_path)
 
 
 def _line_of(case: Case, project: Path, monkeypatch: pytest.MonkeyPatch) -> str:

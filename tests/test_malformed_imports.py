@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import io
 import os
-import shutil
 import time
 import zipfile
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import pytest
 from features import importer
 from features.importer import IN_TABLE, MAX_COLUMNS, ImportRefused, conform
 from features.schema import CONTACTS, NEEDS_EVALUATIONS
-from tests.corpus import SEED_CSV, assert_refused, dump_warehouse, run, seed_project
+from tests.corpus import SEED_CSV, assert_refused, copy_project, dump_warehouse, run, seed_project
 
 HEADER = "customer_id,order_id,ts,amount,category\n"
 ROWS = "c7,o7,2024-04-01,5.00,a\nc8,o8,2024-04-02,6.00,b\nc9,o9,2024-04-03,7.00,c\n"
@@ -42,9 +41,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def project(seeded: Path, tmp_path: Path) -> Path:
     """A fresh copy of the seeded project (warehouse with five lines and one import_log row)."""
-    folder = tmp_path / "project"
-    shutil.copytree(seeded, folder)
-    return folder
+    return copy_project(seeded, tmp_path)
 
 
 def _parquet_bytes(frame: pd.DataFrame | None = None) -> bytes:
