@@ -18,6 +18,7 @@ strings, not Python objects), e.g. ~50 MB for the 50,000-customer sample world.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import threading
 import time
@@ -148,6 +149,9 @@ def latest_run(wh: Warehouse) -> dict[str, Any] | None:
     return {k: _plain(v) for k, v in frame.iloc[0].to_dict().items()}
 
 
+_UNFREEZE_AT_EXIT = False
+
+
 def quiet_collector() -> None:
     """Take what is in memory now out of the cyclic garbage collector's full passes.
 
@@ -156,8 +160,12 @@ def quiet_collector() -> None:
     spikes under load). Frozen objects are still freed by reference counting when
     dropped (a newer run replacing this one); only reference cycles among them would stay.
     """
+    global _UNFREEZE_AT_EXIT
     gc.collect()
     gc.freeze()
+    if not _UNFREEZE_AT_EXIT:  # let the collector see them again at shutdown (bindings report leaks otherwise)
+        atexit.register(gc.unfreeze)
+        _UNFREEZE_AT_EXIT = True
 
 
 def _key(run: dict[str, Any] | None) -> tuple | None:

@@ -6,9 +6,9 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from features.load import Warehouse, WarehouseError
@@ -16,30 +16,30 @@ from serving import sink
 from serving.current import RunCache, ServiceBusy
 
 
-def _publish(path: Path, run_id: str, as_of: str, customers: dict[str, float], attempt: int = 1) -> None:
-    """Write a succeeded run the way the scorer leaves it: runs row, scores, segments, reasons."""
-    with Warehouse(f"duckdb:///{path}") as wh:
-        sink.ensure_tables(sink.database(wh))
-    con = duckdb.connect(str(path))
-    try:
-        con.execute(f"update {sink.RUNS} set status = 'superseded' where run_id = ?", [run_id])
-        con.execute(f"insert into {sink.RUNS} (run_id, attempt, as_of, started_at, finished_at, status, customers) "
-                    "values (?, ?, ?, now(), now() + interval (?) second, 'succeeded', ?)",
-                    [run_id, attempt, as_of, attempt, len(customers)])
+def _publish(where: Path | str, run_id: str, as_of: str, customers: dict[str, float], attempt: int = 1) -> None:
+    """Write a succeeded run the way the scorer leaves it (runs row, scores, segments, reasons), on
+    a DuckDB file (a path) or a PostgreSQL database (a URL), through the scorer's own connection."""
+    url = where if isinstance(where, str) else f"duckdb:///{where}"
+    with Warehouse(url) as wh:
+        db = sink.database(wh)
+        sink.ensure_tables(db)
+        db.execute(f"update {sink.RUNS} set status = 'superseded' where run_id = ?", [run_id])
+        db.execute(f"insert into {sink.RUNS} (run_id, attempt, as_of, started_at, finished_at, status, customers) "
+                   "values (?, ?, ?, ?, ?, 'succeeded', ?)",
+                   [run_id, attempt, as_of, datetime(2025, 1, 1), datetime(2025, 1, 1, 0, 0, attempt), len(customers)])
         for table in sink.PUBLISHED:
-            con.execute(f"delete from {table} where run_id = ?", [run_id])
+            db.execute(f"delete from {table} where run_id = ?", [run_id])
         for cid, risk in customers.items():
-            con.execute(f"insert into {sink.SCORES} (run_id, customer_id, as_of, churn_risk, churn_decile) "
-                        "values (?, ?, ?, ?, ?)", [run_id, cid, as_of, risk, int(risk * 10) + 1])
-            con.execute(f"insert into {sink.SEGMENTS} (run_id, customer_id, as_of, rfmw_segment) values (?, ?, ?, ?)",
-                        [run_id, cid, as_of, f"seg-{cid}"])
+            db.execute(f"insert into {sink.SCORES} (run_id, customer_id, as_of, churn_risk, churn_decile) "
+                       "values (?, ?, ?, ?, ?)", [run_id, cid, as_of, risk, int(risk * 10) + 1])
+            db.execute(f"insert into {sink.SEGMENTS} (run_id, customer_id, as_of, rfmw_segment) values (?, ?, ?, ?)",
+                       [run_id, cid, as_of, f"seg-{cid}"])
             for model in ("value", "churn"):  # stored out of order on purpose
                 for rank in (2, 1):
-                    con.execute(f"insert into {sink.REASONS} (run_id, customer_id, model, rank, feature, contribution, "
-                                "text) values (?, ?, ?, ?, ?, ?, ?)",
-                                [run_id, cid, model, rank, f"f{rank}", risk / rank, f"{cid} {model} {rank}"])
-    finally:
-        con.close()
+                    db.execute(f"insert into {sink.REASONS} (run_id, customer_id, model, rank, feature, contribution, "
+                               "text) values (?, ?, ?, ?, ?, ?, ?)",
+                               [run_id, cid, model, rank, f"f{rank}", risk / rank, f"{cid} {model} {rank}"])
+        db.close()
 
 
 class _Opener:
@@ -122,3 +122,26 @@ def test_no_run_yet_is_service_busy(tmp_path: Path) -> None:
     with pytest.raises(ServiceBusy, match="no successful scoring run yet"):
         cache.get()
     assert cache.status() == (None, "no successful scoring run yet; run `propensity score --as-of DATE` first")
+
+
+@pytest.mark.postgres
+def test_postgres_run_is_held_and_replaced_through_the_apis_gate(postgres_server) -> None:
+    """On PostgreSQL the API keeps one pool and looks for a newer run every recheck interval."""
+    from serving.api import _WarehouseGate
+
+    url = postgres_server("current")
+    _publish(url, "r1", "2025-01-01", {"a": 0.25, "b": 0.5})
+    gate = _WarehouseGate(url)
+    try:
+        cache = RunCache(url, gate.open, recheck_seconds=0.0)
+        held = cache.get()
+        assert held.run_id == "r1" and held.score("b")["churn_risk"] == 0.5 and held.score("b")["churn_decile"] == 6
+        assert [(r["model"], r["rank"]) for r in held.reasons_of("b")] == [("churn", 1), ("churn", 2),
+                                                                             ("value", 1), ("value", 2)]
+        assert cache.get() is held  # same run: the copy stays
+        _publish(url, "r2", "2025-02-01", {"c": 0.1})
+        fresh = cache.get()
+        assert fresh.run_id == "r2" and fresh.customers == 1 and fresh.score("a") is None
+        assert cache.status() == (fresh, None)
+    finally:
+        gate.close()
