@@ -214,6 +214,10 @@ class TrainingConfig(_Section):
     # rest is the untouched test half that every reported metric is computed on.
     tuning_share: Annotated[float, Strict(), Field(gt=0, lt=1)] = 0.5
     calibrate_above_ece: Share = 0.01
+    # Value model: multiply its predictions by sum(actual) / sum(predicted) on the tune
+    # half (shrunk towards 1 when that half has few buyers), so that its level follows
+    # the latest period rather than the training cutoffs.
+    value_level_correction: Annotated[bool, Strict()] = True
     # Promotion: the challenger must beat the champion by this much on the same data
     # (AUC for churn and response, normalised Gini for value).
     promotion_margin: Share = 0.0
@@ -590,6 +594,9 @@ tuning_share = 0.5
 # Calibrate a classifier (Platt scaling on the tuning half) when its calibration error
 # there exceeds this.
 calibrate_above_ece = 0.01
+# Rescale the value model so that its mean prediction on the tuning half equals the mean
+# actual spend there (classifiers get their level from the calibration above).
+value_level_correction = true
 # `propensity promote` moves `champion` only when the challenger beats it by this much
 # on the same out-of-time data (AUC for churn and response, normalised Gini for value).
 promotion_margin = 0.0

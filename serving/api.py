@@ -702,8 +702,8 @@ class _Models:
 
 def _raw_of(model: Any, score: float) -> float | None:
     """The raw score behind an output (inverse of `transform_raw`); None where it has none."""
-    if model.kind == "tweedie":
-        return math.log(score) if score > 0 else None
+    if model.kind == "tweedie":  # score = exp(raw + log c), c the level factor
+        return math.log(score) - math.log(model.level_factor_) if score > 0 else None
     p = min(max(score, 1e-15), 1 - 1e-15)
     logit = math.log(p / (1 - p))
     if model.calibration_ is None:
@@ -720,8 +720,6 @@ def waterfall(model: Any, base_raw: float, score: float,
     rank order and show each running total transformed to a probability or amount; the
     remaining features make the last step, which ends exactly at the score.
     """
-    from training.models import transform_raw
-
     raw_score = _raw_of(model, score)
     if raw_score is None:
         return None
@@ -731,7 +729,7 @@ def waterfall(model: Any, base_raw: float, score: float,
     raw = [base_raw]
     for r in ordered:
         raw.append(raw[-1] + float(r["contribution"]))
-    shown = transform_raw(model.kind, np.array(raw), model.calibration_).tolist()
+    shown = model.output(np.array(raw)).tolist()
     steps = [WaterfallStep(label=str(r["feature"]), text=str(r["text"]), contribution=float(r["contribution"]),
                            start=shown[i], end=shown[i + 1]) for i, r in enumerate(ordered)]
     steps.append(WaterfallStep(label="other features", text="all features not listed above",

@@ -13,7 +13,7 @@ from features.snapshots import SEGMENT_COLUMNS
 from serving.response_value import ResponseValue, aov_feature, unobserved, value_per_response
 from training.explain import contributions, reason_codes
 from training.feature_sets import with_campaign_kind
-from training.models import LgbmModel, transform_raw
+from training.models import LgbmModel
 
 REASON_COLUMNS = ["customer_id", "model", "rank", "feature", "feature_value", "contribution", "scale", "effect",
                   "text"]
@@ -89,7 +89,7 @@ def score_chunk(
         t = time.perf_counter()
         c = contributions(model, rows, chunk_rows=max(1, len(rows)), threads=threads)
         spent["explain"] += time.perf_counter() - t
-        scores[out_col[name]] = transform_raw(model.kind, c.raw, model.calibration_)
+        scores[out_col[name]] = model.output(c.raw)
         t = time.perf_counter()
         reasons.append(reason_codes(model, rows, name, k=k, contribs=c)[REASON_COLUMNS])
         spent["reasons"] += time.perf_counter() - t

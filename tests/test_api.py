@@ -294,8 +294,8 @@ def test_waterfall_base_value_is_the_models_expected_output(world, client, ids) 
     for m in body["models"]:
         model = loaded[m["model"]][0]
         base = contributions(model, pd.DataFrame()).base_value
-        assert m["base_value"] == pytest.approx(float(transform_raw(model.kind, np.array([base]), model.calibration_)[0]),
-                                                rel=1e-12)
+        expected = transform_raw(model.kind, np.array([base]), model.calibration_, model.level_factor_)[0]
+        assert m["base_value"] == pytest.approx(float(expected), rel=1e-12)
 
 
 def test_customer_segments_for_marketers(world, client, ids) -> None:

@@ -149,7 +149,9 @@ def test_value_effect_is_in_currency(world) -> None:
     rc = ex.reason_codes(model, test.head(50), "value", k=3, contribs=ex.contributions(model, test.head(50)))
     first = rc.iloc[0]
     assert first["scale"] == "log"
-    assert first["effect"] == pytest.approx(np.exp(c.raw[0]) - np.exp(c.raw[0] - first["contribution"]), rel=1e-12)
+    log_c = np.log(model.level_factor_)  # the level factor: the amount is exp(raw + log c)
+    assert first["effect"] == pytest.approx(np.exp(c.raw[0] + log_c) - np.exp(c.raw[0] - first["contribution"] + log_c),
+                                            rel=1e-12)
 
 
 def test_reason_codes_shape_and_order(world) -> None:

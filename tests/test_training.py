@@ -132,6 +132,28 @@ def test_pyfunc_equals_native_booster_exactly(project) -> None:
     assert 0 < via_pyfunc.min() and via_pyfunc.max() < 1
 
 
+def test_value_pyfunc_applies_the_logged_level_factor(project) -> None:
+    """models:/value@champion predicts exp(raw + log c), c the factor logged with its run."""
+    import math
+
+    import mlflow
+
+    result = project["outcomes"]["value"].result
+    pyfunc = mlflow.pyfunc.load_model("models:/value@champion")
+    inner = pyfunc.unwrap_python_model().model
+    assert inner.level_factor_ == result.model.level_factor_ != 1.0
+    mv = mlflow.MlflowClient().get_model_version_by_alias("value", "champion")
+    run = mlflow.get_run(mv.run_id)
+    assert run.data.metrics["value_level_factor"] == inner.level_factor_
+    assert float(run.data.params["value_level_factor"]) == inner.level_factor_
+    assert run.data.params["value_level_correction"] == "True"
+    frame = model_input(result.data.test, inner.numeric, inner.categorical)
+    raw = inner.predict_raw(frame)
+    np.testing.assert_array_equal(np.asarray(pyfunc.predict(frame)), np.exp(raw + math.log(inner.level_factor_)))
+    y = result.data.test[result.data.target].to_numpy()
+    assert abs(np.asarray(pyfunc.predict(frame)).mean() / y.mean() - 1) < 0.10
+
+
 def test_promotion_refuses_a_worse_challenger(project) -> None:
     import mlflow
 

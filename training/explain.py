@@ -13,7 +13,9 @@ classifiers, log of the expected value for the Tweedie value model (LightGBM iss
 checks that on every call. A reader rarely thinks in log-odds, so each reason code also
 carries an `effect` on the output scale (probability after calibration, or amount):
 output(raw) - output(raw - contribution), the change in the prediction if this one
-feature's contribution were taken away with the others kept. Effects do not add up to
+feature's contribution were taken away with the others kept. The value model's level
+factor c (`LgbmModel.level_factor_`) stays outside the raw score: contributions add up to
+the booster's raw score and the amount is exp(raw + log c), so effects scale with c. Effects do not add up to
 the prediction (the output map is not linear); contributions do.
 
 Plots return a matplotlib `Figure` built without pyplot, so no global figure state is
@@ -36,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from matplotlib.figure import Figure
 
-from training.models import LgbmModel, transform_raw
+from training.models import LgbmModel
 from training.treeshap import Engine
 
 log = logging.getLogger(__name__)
@@ -859,8 +861,7 @@ def reason_codes(
     cols = idx.ravel()
     contrib = vals[rows, cols]
     raw = np.asarray(c.raw, dtype=float)[rows]
-    effect = transform_raw(model.kind, raw, model.calibration_) - transform_raw(model.kind, raw - contrib,
-                                                                                 model.calibration_)
+    effect = model.output(raw) - model.output(raw - contrib)
     ids = frame["customer_id"] if "customer_id" in frame.columns else pd.Series(np.arange(n))
     if n:
         shown, texts = _reason_strings(frame, rows, cols, features, contrib, model_name)

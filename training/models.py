@@ -8,11 +8,21 @@ Classifiers are checked for calibration on the out-of-time tune half; when the e
 calibration error there exceeds the threshold, Platt scaling (a logistic fit on the raw
 log-odds) is learned on that half. Probabilities are then sigmoid(a * raw + b): a
 monotone map, so rankings (AUC, lift) are unchanged.
+
+The value model (Tweedie, log link) can be trained on cutoffs whose spend level differs
+from the out-of-time period (richer holiday windows, a shorter history). With
+`level_correction`, a multiplicative factor c is fitted on the tune half after training,
+c = sum(actual) / sum(predicted) there (see `level_factor`: skipped when the tune half
+has few buyers, shrunk towards 1 when it has not many), and the output becomes
+exp(raw + log c). The raw score, and so every SHAP contribution, is the booster's own;
+only the output map moves. Classifiers need no such factor: Platt scaling already sets
+their level on the same half.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -24,6 +34,11 @@ import pandas as pd
 from training.feature_sets import model_input
 
 Kind = Literal["binary", "tweedie"]
+
+# The value model's level factor: none below this many buyers (target > 0) in the tune
+# half; with n buyers the log factor is shrunk by n / (n + LEVEL_PRIOR_BUYERS).
+LEVEL_MIN_BUYERS = 20
+LEVEL_PRIOR_BUYERS = 10
 
 
 def free_cores(setting: int) -> int:
@@ -55,8 +70,42 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def level_factor(y: np.ndarray, pred: np.ndarray, min_buyers: int = LEVEL_MIN_BUYERS,
+                 prior_buyers: float = LEVEL_PRIOR_BUYERS) -> tuple[float, float]:
+    """The multiplicative level correction of a value model, from the tune half.
+
+    ratio = sum(y) / sum(pred): the factor that makes the mean prediction equal the
+    mean actual. With n buyers (y > 0) it is shrunk towards 1 on the log scale,
+    factor = ratio ** (n / (n + prior_buyers)); it is 1 when n < min_buyers, or when the
+    ratio is not a finite positive number (no spend, no prediction, NaN).
+
+    Args:
+        y: actual values of the tune half.
+        pred: the model's uncorrected predictions there.
+        min_buyers: fewest buyers for any correction.
+        prior_buyers: shrinkage strength, in buyers.
+
+    Returns:
+        (factor applied, ratio before shrinkage; NaN when there is none).
+    """
+    y, pred = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
+    if len(y) != len(pred):
+        raise ValueError(f"{len(y)} actual values for {len(pred)} predictions")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.sum(y) / np.sum(pred)) if len(y) else float("nan")
+    if not (np.isfinite(ratio) and ratio > 0):
+        return 1.0, float("nan")
+    buyers = int(np.sum(y > 0))
+    if buyers < min_buyers:
+        return 1.0, ratio
+    return float(np.exp(np.log(ratio) * buyers / (buyers + prior_buyers))), ratio
+
+
 class LgbmModel:
     """One LightGBM model with its feature order, category maps and calibration."""
+
+    # Output multiplier of a Tweedie model (1: none); see `level_factor`.
+    level_factor_: float = 1.0
 
     def __init__(
         self,
@@ -67,6 +116,7 @@ class LgbmModel:
         num_threads: int = 1,
         seed: int = 42,
         calibrate_above_ece: float = 0.01,
+        level_correction: bool = False,
     ) -> None:
         self.kind = kind
         self.numeric = list(numeric)
@@ -75,6 +125,7 @@ class LgbmModel:
         self.num_threads = num_threads
         self.seed = seed
         self.calibrate_above_ece = calibrate_above_ece
+        self.level_correction = level_correction
 
     @property
     def features(self) -> list[str]:
@@ -112,7 +163,7 @@ class LgbmModel:
 
     # -- fitting --------------------------------------------------------------------
     def fit(self, train: pd.DataFrame, y: np.ndarray, tune: pd.DataFrame, y_tune: np.ndarray) -> LgbmModel:
-        """Train with early stopping on the tune frame, then calibrate if needed.
+        """Train with early stopping on the tune frame, then calibrate or level if needed.
 
         Args:
             train: feature frame of the training cutoffs.
@@ -121,7 +172,10 @@ class LgbmModel:
             y_tune: its target.
 
         Returns:
-            self, with `booster_`, `best_iteration_`, `categories_`, `calibration_`.
+            self, with `booster_`, `best_iteration_`, `categories_`, `calibration_`,
+            `level_factor_` (1 unless Tweedie with `level_correction`) and
+            `level_ratio_` (tune sum(actual) / sum(predicted) before any correction; NaN
+            for classifiers).
         """
         raw_cats = model_input(train, [], self.categorical)
         self.categories_ = {
@@ -141,8 +195,13 @@ class LgbmModel:
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
         self.calibration_: tuple[float, float] | None = None
         self.ece_before_ = self.ece_after_ = float("nan")
+        self.level_factor_, self.level_ratio_ = 1.0, float("nan")
         if self.kind == "binary":
             self._calibrate(tune, np.asarray(y_tune, dtype=float))
+        elif self.kind == "tweedie":
+            factor, self.level_ratio_ = level_factor(np.asarray(y_tune, dtype=float), np.exp(self.predict_raw(tune)))
+            if self.level_correction:
+                self.level_factor_ = factor
         return self
 
     def _calibrate(self, tune: pd.DataFrame, y: np.ndarray) -> None:
@@ -166,8 +225,12 @@ class LgbmModel:
         return self.booster_.predict(self.encode(frame), raw_score=True, num_iteration=self.best_iteration_)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated probabilities (binary) or expected values (Tweedie)."""
-        return transform_raw(self.kind, self.predict_raw(frame), self.calibration_)
+        """Calibrated probabilities (binary) or expected values, level-corrected (Tweedie)."""
+        return self.output(self.predict_raw(frame))
+
+    def output(self, raw: np.ndarray) -> np.ndarray:
+        """Raw scores to this model's output scale (calibration, level factor)."""
+        return transform_raw(self.kind, raw, self.calibration_, self.level_factor_)
 
     # -- persistence ----------------------------------------------------------------
     def meta(self) -> dict:
@@ -178,6 +241,7 @@ class LgbmModel:
             "categorical": self.categorical,
             "categories": self.categories_,
             "calibration": self.calibration_,
+            "level_factor": self.level_factor_,
             "best_iteration": self.best_iteration_,
             "params": asdict(self.params),
             "num_threads": self.num_threads,
@@ -199,15 +263,22 @@ class LgbmModel:
         )
         model.categories_ = meta["categories"]
         model.calibration_ = tuple(meta["calibration"]) if meta["calibration"] else None
+        factor = meta.get("level_factor", 1.0)  # models saved before the factor existed: none
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"{meta_path}: level_factor must be a finite positive number, got {factor!r}")
+        model.level_factor_ = float(factor)
         model.best_iteration_ = meta["best_iteration"]
         model.booster_ = lgb.Booster(model_file=booster_path)
         return model
 
 
-def transform_raw(kind: Kind, raw: np.ndarray, calibration: tuple[float, float] | None) -> np.ndarray:
-    """Raw scores to the model's output scale (probability or value)."""
+def transform_raw(kind: Kind, raw: np.ndarray, calibration: tuple[float, float] | None,
+                  level_factor: float = 1.0) -> np.ndarray:
+    """Raw scores to the model's output scale: probability, or value exp(raw + log level_factor)."""
     if kind == "tweedie":
-        return np.exp(raw)
+        return np.exp(np.asarray(raw, dtype=float) + math.log(level_factor))
+    if level_factor != 1.0:
+        raise ValueError(f"a level factor applies to Tweedie models only, got {level_factor} for {kind}")
     if calibration is None:
         return _sigmoid(raw)
     a, b = calibration

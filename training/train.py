@@ -66,6 +66,7 @@ def fit_lgbm(data: TrainingData, cfg: Config, overrides: dict[str, Any] | None =
         kind, data.numeric, data.categorical, lgbm_params(cfg, overrides),
         num_threads=free_cores(cfg.lightgbm.num_threads), seed=cfg.lightgbm.seed,
         calibrate_above_ece=cfg.training.calibrate_above_ece,
+        level_correction=cfg.training.value_level_correction,
     )
     return model.fit(data.train, data.train[data.target].to_numpy(), data.tune, data.tune[data.target].to_numpy())
 
@@ -136,6 +137,9 @@ def train_model(
     if model.kind == "binary":
         metrics["model"]["ece_tune_before_calibration"] = model.ece_before_
         metrics["model"]["ece_tune_after_calibration"] = model.ece_after_
+    else:  # the value model's level: sum(actual) / sum(predicted) on the tune half, and the factor applied
+        metrics["model"]["value_level_ratio_tune"] = model.level_ratio_
+        metrics["model"]["value_level_factor"] = model.level_factor_
     params = {
         "model": data.model, "objective": model.kind, **{k: v for k, v in vars(model.params).items()},
         "num_threads": model.num_threads, "seed": model.seed, "calibrated": model.calibration_ is not None,
@@ -143,6 +147,9 @@ def train_model(
         "train_rows": len(data.train), "tune_rows": len(data.tune), "test_rows": len(data.test),
         "features": len(data.features),
     }
+    if model.kind == "tweedie":
+        params["value_level_correction"] = model.level_correction
+        params["value_level_factor"] = model.level_factor_
     return TrainingResult(data.model, model, data, metrics, preds, params, data.notes + notes)
 
 
