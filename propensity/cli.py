@@ -209,6 +209,7 @@ def features_build(
     config: ConfigOption = None,
 ) -> None:
     """Features for every customer with history before --as-of, one row each, to Parquet."""
+    from features.btyd import add_btyd_features
     from features.snapshots import build_features, check_as_of, data_end
     from features.windows import Cutoff
 
@@ -229,6 +230,9 @@ def features_build(
         with Progress() as progress:
             progress.say(f"features as of {cutoff_date}")
             frame = build_features(wh, cutoff_date, cfg.features, with_labels=labels and complete)
+            # BTYD columns fitted on this population: the file is what a registered model scores
+            frame, _ = add_btyd_features(frame, cfg.features.horizon_days,
+                                         window_days=cfg.features.frequency_window_days)
     target.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(target, index=False)
     say(
@@ -247,6 +251,7 @@ def features_snapshots(
 ) -> None:
     """Features and labels stacked over the latest cutoffs whose label windows are complete."""
     from features.snapshots import build_snapshots, training_cutoffs
+    from training.dataset import with_btyd_features
 
     cfg = load_config(config)
     fcfg = cfg.features.model_copy(
@@ -258,6 +263,7 @@ def features_snapshots(
         number = {c: i for i, c in enumerate(cutoffs, 1)}
         frame = build_snapshots(wh, fcfg, cutoffs,
                                 progress=lambda c: progress.say(f"as of {c} ({number[c]} of {len(cutoffs)})"))
+        frame, _ = with_btyd_features(frame, fcfg)  # as the training frames: fitted per cutoff
     target.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(target, index=False)
     say(f"{len(frame):,} rows over {len(cutoffs)} cutoffs ({cutoffs[0]} .. {cutoffs[-1]}) -> {target}")

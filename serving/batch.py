@@ -14,6 +14,7 @@ recomputes exactly the reasons the run stored.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import deque
@@ -23,6 +24,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
+from features.btyd import BTYD_FEATURES, add_btyd_features, btyd_input_columns, btyd_params
 from features.load import Warehouse
 from features.snapshots import check_as_of, iter_features, snapshot_fingerprint, write_features
 from propensity.config import Config
@@ -227,6 +231,21 @@ def _stage(db: sink._Db, run_id: str, result: ChunkResult, work: dict[str, float
     return len(result.scores)
 
 
+def snapshot_btyd_params(path: Path, models: dict[str, LgbmModel], horizon_days: int,
+                         window_days: int) -> dict | None:
+    """BTYD parameters fitted once on a whole feature snapshot, for every chunk of the run.
+
+    Reads only the columns the fit needs, so the whole population fits in memory while
+    the features stay on disk; applying the result to each chunk gives the numbers a fit
+    on the whole frame at once gives. None when no model reads a BTYD feature (models
+    trained before those features existed). The horizon is recorded with the parameters.
+    """
+    if not any(c in m.numeric for m in models.values() for c in BTYD_FEATURES):
+        return None
+    inputs = pd.read_parquet(path, columns=btyd_input_columns(window_days))
+    return {"horizon_days": int(horizon_days), **btyd_params(inputs, window_days=window_days)}
+
+
 def _run(
     db: sink._Db, warehouse: Warehouse, cfg: Config, models: dict[str, LgbmModel],
     margin: float, contact_cost: float, chunk_size: int, summary: RunSummary, say: Progress, count: Counter,
@@ -243,6 +262,12 @@ def _run(
                         snapshot_sha256=file_sha256(summary.snapshot), data_fingerprint=summary.data_fingerprint)
     summary.response_value = summary.response_value.with_fallback(
         snapshot_median(summary.snapshot, summary.response_value.window_days))
+    btyd = snapshot_btyd_params(summary.snapshot, models, cfg.features.horizon_days,
+                                cfg.features.frequency_window_days)
+    if btyd is not None:
+        sink.update_attempt(db, run_id, summary.attempt, btyd_params=json.dumps(btyd))
+        if "note" in btyd:
+            say(btyd["note"])
     summary.timings["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -255,6 +280,8 @@ def _run(
     per_piece = 1 if workers > 1 else None
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score") as pool:
         for i, part in enumerate(iter_features(summary.snapshot, as_of, chunk_size), 1):
+            if btyd is not None:
+                part, _ = add_btyd_features(part, btyd["horizon_days"], btyd)
             pending: deque[Future] = deque()
             for start in range(0, len(part), PIECE):
                 piece = part.iloc[start:start + PIECE].reset_index(drop=True)

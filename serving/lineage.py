@@ -8,12 +8,14 @@ with the stored rows is part of the answer, so an auditor sees it, not just trus
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from features.btyd import add_btyd_features
 from features.load import Warehouse, WarehouseError
 from features.snapshots import read_features
 from propensity.config import Config
@@ -79,6 +81,9 @@ def explain_run_customer(warehouse: Warehouse, cfg: Config, run_id: str, custome
     if row.empty:
         raise UnknownCustomer(f"customer {customer_id!r} was not scored in run {run_id} "
                               f"(no transactions before {as_of}); check the id")
+    if not sink.is_null(run.get("btyd_params")):  # the parameters the run fitted on its whole snapshot
+        params = json.loads(run["btyd_params"])
+        row, _ = add_btyd_features(row, params["horizon_days"], params)
     configure(cfg.mlflow, cfg.training.experiment)
     models = {name: (versioned_model(name, str(run[f"{name}_version"])), str(run[f"{name}_version"]))
               for name in sink.MODELS if not sink.is_null(run.get(f"{name}_version"))}

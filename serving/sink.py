@@ -74,6 +74,9 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("missing_models", "varchar"),
         # What one response is worth (serving.response_value): k x average order value, k and its source.
         ("response_value_k", "double precision"), ("response_value_source", "varchar"),
+        # BTYD parameters fitted on the run's snapshot (JSON; features.btyd.add_btyd_features), null
+        # when no model reads the BTYD features.
+        ("btyd_params", "varchar"),
     ],
     LOCK: [("lock_name", "varchar primary key"), ("run_id", "varchar"), ("claimed_at", "timestamp"),
            ("pid", "integer"), ("host", "varchar")],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import date
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.btyd import add_btyd_features
 from features.load import Warehouse
 from features.snapshots import SEGMENT_COLUMNS, build_features
 from features.synth import SynthConfig
@@ -98,9 +100,18 @@ def test_scores_equal_the_champions_own_predictions(scored) -> None:
     assert wh.query("select campaign_kind from scoring_runs")["campaign_kind"][0] == kind
     assert s.run_id == make_run_id(AS_OF, s.versions, kind)
     features = build_features(wh, AS_OF, cfg.features, with_labels=False)
+    # BTYD: fitted once on the run's whole snapshot (3 chunks of 1,000) and recorded with the
+    # run; a fit on the whole frame at once gives the same parameters.
+    params = json.loads(wh.query("select btyd_params from scoring_runs")["btyd_params"][0])
+    assert params["horizon_days"] == cfg.features.horizon_days and params["n_bgnbd"] == len(features)
+    _, whole = add_btyd_features(features, cfg.features.horizon_days,
+                                 window_days=cfg.features.frequency_window_days)
+    assert {k: params[k] for k in whole} == pytest.approx(whole, rel=1e-12)
+    features, _ = add_btyd_features(features, params["horizon_days"], params)
     some = features.iloc[[0, 17, 1234, len(features) - 1]].reset_index(drop=True)
     scores = _view(wh, "current_customer_scores").set_index("customer_id").loc[some["customer_id"]]
     churn, response, value = (models[k][0] for k in ("churn", "response", "value"))
+    assert {"btyd_p_alive", "btyd_expected_purchases"} <= set(churn.numeric) & set(value.numeric)
     np.testing.assert_allclose(scores["churn_risk"], churn.predict(some), rtol=1e-12)
     np.testing.assert_allclose(scores["response_prob"], response.predict(some.assign(campaign_kind=kind)),
                                rtol=1e-12)

@@ -11,6 +11,7 @@ from datetime import date
 
 import pandas as pd
 
+from features.btyd import add_btyd_features
 from features.load import Warehouse
 from features.snapshots import build_features
 from propensity.config import FeaturesConfig
@@ -60,8 +61,13 @@ def versioned_model(name: str, version: str) -> LgbmModel:
 
 
 def customer_row(warehouse: Warehouse, fcfg: FeaturesConfig, customer_id: str, as_of: date) -> pd.DataFrame:
-    """The customer's feature row as of `as_of` (one row), or UnknownCustomer."""
+    """The customer's feature row as of `as_of` (one row), or UnknownCustomer.
+
+    The BTYD columns are fitted on the whole population as of that date, as the batch
+    scorer fits them on its snapshot, so the row equals the one a run at `as_of` scores.
+    """
     frame = build_features(warehouse, as_of, fcfg, with_labels=False)
+    frame, _ = add_btyd_features(frame, fcfg.horizon_days, window_days=fcfg.frequency_window_days)
     row = frame[frame["customer_id"] == customer_id].reset_index(drop=True)
     if row.empty:
         raise UnknownCustomer(

@@ -23,6 +23,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from features.btyd import add_btyd_features
 from features.load import Warehouse
 from features.snapshots import CutoffError, build_features, build_snapshots, data_end
 from propensity.config import FeaturesConfig
@@ -124,7 +125,7 @@ def churn_value_data(
             raise TrainingDataError(str(e)) from None
     cutoffs = sorted(snapshots["as_of"].unique())
     oot = pd.Timestamp(cutoffs[-1])
-    frame = snapshots.copy()
+    frame, btyd_notes = with_btyd_features(snapshots, fcfg)
     target = TARGETS[model]
     if model == "value":
         # Tweedie needs a non-negative target; a horizon of net returns is worth nothing.
@@ -134,8 +135,24 @@ def churn_value_data(
     numeric, categorical, notes, constant = usable_features(model, frame, train)
     return TrainingData(
         model, train, tune, test, numeric, categorical, target,
-        [pd.Timestamp(c).date() for c in cutoffs[:-1]], oot.date(), notes, constant,
+        [pd.Timestamp(c).date() for c in cutoffs[:-1]], oot.date(), btyd_notes + notes, constant,
     )
+
+
+def with_btyd_features(snapshots: pd.DataFrame, fcfg: FeaturesConfig) -> tuple[pd.DataFrame, list[str]]:
+    """The snapshots with the BTYD feature columns, fitted once per cutoff on that cutoff's rows.
+
+    Each fit sees only the histories as of its cutoff (`features.btyd.btyd_inputs` reads
+    no label column), so a label can never leak into these features. Returns the frame
+    (same rows, same order) and a note per cutoff whose fit failed (columns left NaN).
+    """
+    parts, notes = [], []
+    for stamp, group in snapshots.groupby("as_of", sort=True):
+        part, params = add_btyd_features(group, fcfg.horizon_days, window_days=fcfg.frequency_window_days)
+        parts.append(part)
+        if "note" in params:
+            notes.append(f"{pd.Timestamp(stamp).date()}: {params['note']}")
+    return pd.concat(parts).loc[snapshots.index], notes
 
 
 def usable_features(
@@ -207,12 +224,16 @@ def response_data(
         """select campaign_id, customer_id, min(contacted_at) as contacted_at, bool_or(responded) as responded
            from contacts where "group" = 'treatment' group by campaign_id, customer_id"""
     )
-    frames, dropped = [], 0
+    frames, dropped, btyd_notes = [], 0, []
     for stamp, group in campaigns.groupby("as_of", sort=True):
         as_of = pd.Timestamp(stamp).date()
         if progress is not None:
             progress(as_of)
         feats = build_features(warehouse, as_of, fcfg, with_labels=False)
+        # BTYD fitted on everyone with history at the campaign's start, not only the contacted.
+        feats, params = add_btyd_features(feats, fcfg.horizon_days, window_days=fcfg.frequency_window_days)
+        if "note" in params:
+            btyd_notes.append(f"{as_of}: {params['note']}")
         rows = contacts.merge(group[["campaign_id", "campaign_kind"]], on="campaign_id")
         joined = rows.merge(feats, on="customer_id", how="inner")
         dropped += len(rows) - len(joined)
@@ -224,6 +245,7 @@ def response_data(
     train, tune, test = split_out_of_time(frame, oot, tuning_share)
     _check_rows("response", train, tune, test, "label_response")
     numeric, categorical, notes, constant = usable_features("response", frame, train)
+    notes = btyd_notes + notes
     if dropped:
         notes.append(f"{dropped:,} contacts of customers with no purchase history before the campaign were left out")
     return TrainingData(

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from features.btyd import BTYD_FEATURES
+
 if TYPE_CHECKING:  # models imports this module
     from training.models import LgbmModel
 
@@ -70,12 +72,18 @@ def window_features(frame: pd.DataFrame) -> list[str]:
     return found
 
 
+def btyd_features(frame: pd.DataFrame) -> list[str]:
+    """The BTYD columns present in a feature frame (`features.btyd.add_btyd_features`; the
+    training frames have them, a bare `build_features` frame does not)."""
+    return [c for c in BTYD_FEATURES if c in frame.columns]
+
+
 def feature_lists(model: str, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(numeric, categorical) feature names for `model` on this frame (windows as the frame was built)."""
     categorical = list(CATEGORICAL) + attribute_features(frame)
     if model == "response":
         categorical += list(RESPONSE_EXTRA_CATEGORICAL)
-    return list(NUMERIC) + window_features(frame), categorical
+    return list(NUMERIC) + window_features(frame) + btyd_features(frame), categorical
 
 
 def default_campaign_kind(model: LgbmModel) -> str | None:
