@@ -142,6 +142,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep", action="store_true",
                    help="also fit a small grid of LightGBM settings on every set and model and rank them "
                         "(defaults from evidence; the product's defaults are not changed)")
+    p.add_argument("--sweep-seeds", type=int, default=2,
+                   help="LightGBM seeds per sweep fit, metrics averaged (2; 1 with --quick)")
     p.add_argument("--or-horizon", type=int, default=90, help="Online Retail label horizon, days (90)")
     p.add_argument("--or-step", type=int, default=91, help="Online Retail days between cutoffs (91)")
     p.add_argument("--or-count", type=int, default=4,
@@ -153,7 +155,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.only:
         args.sets = [args.only]
     if args.quick:
-        args.bootstrap, args.seeds, args.rebuilds = min(args.bootstrap, 200), 1, 0
+        args.bootstrap, args.seeds, args.rebuilds, args.sweep_seeds = min(args.bootstrap, 200), 1, 0, 1
     return args
 
 
@@ -426,7 +428,7 @@ def run_cdnow(args: argparse.Namespace, workdir: Path) -> dict:
         bgnbd_expected_purchases,
         btyd_inputs,
     )
-    from training.dataset import TrainingData, tune_mask
+    from training.dataset import TrainingData, tune_mask, usable_features
     from training.feature_sets import feature_lists
     from training.train import evaluate_all, fit_lgbm, lgbm_params
 
@@ -445,11 +447,22 @@ def run_cdnow(args: argparse.Namespace, workdir: Path) -> dict:
         {"a": CDNOW_CAL_END, "b": CDNOW_CAL_END + pd.Timedelta(days=CDNOW_HOLDOUT_DAYS)},
     )
 
+    try:
+        from features.btyd import add_btyd_features as add_btyd
+    except ImportError:  # a tree without BTYD features
+        add_btyd = None
+    btyd_feature_notes: list[str] = []
+
     def calibration_frame() -> pd.DataFrame:
         out = build_features(wh, CDNOW_CAL_END, fcfg, with_labels=True)
         out = out.merge(days_any, on="customer_id", how="left")
         out["days_any"] = out["days_any"].fillna(0).astype("int64")
         out["label_value"] = out["label_value"].clip(lower=0)  # as the product's value model
+        if add_btyd is not None:
+            # As the product's training frames (training.dataset.with_btyd_features): BTYD outputs as
+            # features, fitted on this as-of population's calibration histories (no label is read).
+            out, params = add_btyd(out, CDNOW_HOLDOUT_DAYS, window_days=window)
+            btyd_feature_notes[:] = [params["note"]] if "note" in params else []
         return out
 
     frame = calibration_frame()
@@ -469,9 +482,10 @@ def run_cdnow(args: argparse.Namespace, workdir: Path) -> dict:
              (("train", is_train), ("tune", is_tune), ("test", is_test))}
 
     def make_data(model: str, target: str, train, tune, test) -> TrainingData:
-        numeric, categorical = feature_lists(model, frame)
+        # As the product: the model's feature lists less those constant on the training rows.
+        numeric, categorical, notes, constant = usable_features(model, frame, train)
         return TrainingData(model, train, tune, test, numeric, categorical, target,
-                            [CDNOW_CAL_END], CDNOW_CAL_END)
+                            [CDNOW_CAL_END], CDNOW_CAL_END, notes, constant)
 
     log(f"CDNOW: {n_customers:,} customers; split train {len(parts['train']):,} / "
         f"tune {len(parts['tune']):,} / test {len(parts['test']):,}")
@@ -615,6 +629,7 @@ def run_cdnow(args: argparse.Namespace, workdir: Path) -> dict:
         "rebuild_diff": rebuild_diff, "customers": n_customers, "transactions_days": int(frame["days_any"].sum()),
         "no_positive": no_positive, "days_mismatch": days_mismatch,
         "split": {k: len(v) for k, v in parts.items()},
+        "features": list(runs["churn"].data.features), "btyd_feature_notes": list(btyd_feature_notes),
         "btyd_params": btyd.params_, "btyd_n": btyd.n_fit_, "btyd_sample_params": btyd_sample.params_,
         "published": PUBLISHED_CDNOW_BGNBD,
         "runs": runs, "corr_rows": corr_rows, "corr_test_boot": corr_test_boot, "sample_boot": sample_boot,
@@ -819,8 +834,12 @@ SWEEP_GRID: list[tuple[str, dict]] = [
 ]
 
 
-def run_sweep(cells: list[tuple[str, ModelRun]]) -> dict:
-    """Refit LightGBM with each grid setting on every (set, model); primary metric on tune and test halves."""
+def run_sweep(cells: list[tuple[str, ModelRun]], seeds: int = 1) -> dict:
+    """Refit LightGBM with each grid setting on every (set, model); primary metric on tune and test halves.
+
+    Each fit is repeated with `seeds` LightGBM seeds (42, 43, ...) and the metrics averaged,
+    so that a setting is not ranked on one seed's luck.
+    """
     import numpy as np
 
     from training.train import fit_lgbm
@@ -832,11 +851,18 @@ def run_sweep(cells: list[tuple[str, ModelRun]]) -> dict:
     for j, (label, run) in enumerate(cells):
         data, cfg = run.data, run.cfg
         metric = primary_metric(run.name)
+        y_test = data.test[data.target].to_numpy(dtype=float)
+        y_tune = data.tune[data.target].to_numpy(dtype=float)
         for i, (_name, over) in enumerate(SWEEP_GRID):
-            model = fit_lgbm(data, cfg, over)
-            test[i, j] = metric(data.test[data.target].to_numpy(dtype=float), model.predict(data.test))
-            tune[i, j] = metric(data.tune[data.target].to_numpy(dtype=float), model.predict(data.tune))
-            trees[i, j] = model.best_iteration_
+            te, tu, tr = [], [], []
+            for s in range(seeds):
+                cfg_s = cfg.model_copy(update={"lightgbm": cfg.lightgbm.model_copy(
+                    update={"seed": cfg.lightgbm.seed + s})})
+                model = fit_lgbm(data, cfg_s, over)
+                te.append(metric(y_test, model.predict(data.test)))
+                tu.append(metric(y_tune, model.predict(data.tune)))
+                tr.append(model.best_iteration_)
+            test[i, j], tune[i, j], trees[i, j] = np.mean(te), np.mean(tu), np.mean(tr)
         log(f"sweep {label}: test " + ", ".join(f"{v:.4f}" for v in test[:, j]))
 
     def ranks(a):
@@ -844,7 +870,7 @@ def run_sweep(cells: list[tuple[str, ModelRun]]) -> dict:
 
         return np.column_stack([rankdata(-a[:, j]) for j in range(a.shape[1])])
 
-    return {"cells": [c[0] for c in cells], "test": test, "tune": tune, "trees": trees,
+    return {"seeds": seeds, "cells": [c[0] for c in cells], "test": test, "tune": tune, "trees": trees,
             "rank_test": ranks(test), "rank_tune": ranks(tune), "seconds": time.perf_counter() - t0}
 
 
@@ -855,8 +881,8 @@ def sweep_section(sw: dict) -> list[str]:
     base = test[0]
     L = ["## Sweep: LightGBM settings across every set and model (defaults from evidence)", ""]
     L.append(f"{len(SWEEP_GRID)} settings x {len(sw['cells'])} (set, model) cells, each a `fit_lgbm(data, cfg, "
-             "overrides)` on the cell's own training rows with early stopping on its tune half (seed 42, "
-             "1 thread); primary metric (AUC, or normalised Gini for value) on the out-of-time test half, "
+             "overrides)` on the cell's own training rows with early stopping on its tune half (1 thread; "
+             f"{sw['seeds']} seed{'s' if sw['seeds'] > 1 else ''} from 42, metrics averaged); primary metric (AUC, or normalised Gini for value) on the out-of-time test half, "
              "and on the tune half (what a selection procedure may look at). Rank 1 = best in a cell; "
              f"mean over cells. Took {sw['seconds']:.0f} s. Cells: " + "; ".join(sw["cells"]) + ".")
     L.append("")
@@ -892,6 +918,18 @@ def sweep_section(sw: dict) -> list[str]:
     return L
 
 
+def short_note(note: str) -> str:
+    """The product's 'features constant in training' note, with the needs_* list counted instead of listed."""
+    head = "features constant in training, left out: "
+    if not note.startswith(head):
+        return note
+    cols = note[len(head):].split(", ")
+    needs = [c for c in cols if c.startswith("needs_")]
+    rest = [c for c in cols if not c.startswith("needs_")]
+    parts = ([f"{len(needs)} needs_* features (no needs evaluations in this set)"] if needs else []) + rest
+    return head + ", ".join(parts)
+
+
 def model_section(run: ModelRun, title: str, label: str) -> list[str]:
     """Metrics table, seeds, bootstrap, verdict and gate line of one model on one set."""
     key, mlabel = PRIMARY[run.name]
@@ -904,8 +942,9 @@ def model_section(run: ModelRun, title: str, label: str) -> list[str]:
     L += metrics_table(run.metrics, cols, names)
     L.append("")
     kind = "LightGBM (Tweedie)" if run.name == "value" else "LightGBM"
-    L.append(f"{kind} stopped at {run.best_iteration} trees. " + seed_line(run.seed_primary, mlabel))
-    L += [f"{n}." for n in run.notes]
+    L.append(f"{kind} stopped at {run.best_iteration} trees, {len(run.data.features)} features. "
+             + seed_line(run.seed_primary, mlabel))
+    L += [f"{short_note(n)}." for n in run.notes]
     L.append("")
     L += boot_lines(run.boot, mlabel, NAMES)
     L.append("")
@@ -1205,7 +1244,7 @@ def build_report(args, facts, cj, cd, command, started, load_start, load_end, wa
         L.append("")
         L.append(f"LightGBM stopped at {churn.best_iteration} trees. " + seed_line(churn.seed_primary, "AUC") + " "
                  + rebuild_line(churn, "AUC", cj["rebuild_diff"]))
-        L += [f"{n}." for n in churn.notes]
+        L += [f"{short_note(n)}." for n in churn.notes]
         L.append("")
         L += boot_lines(churn.boot, "AUC", NAMES)
         L.append("")
@@ -1260,6 +1299,14 @@ def build_report(args, facts, cj, cd, command, started, load_start, load_end, wa
                  "BTYD gives them the brand-new-customer prediction. Holdout purchase days are counted on any "
                  f"transaction; that differs from the product's `label_purchases` (positive days) for "
                  f"{cd['days_mismatch']} customers.")
+        bf = [c for c in cd["features"] if c.startswith("btyd_")]
+        L.append(f"- Features: the product's `feature_lists` on the weeks 1-39 frame less those constant on the "
+                 f"training rows (`usable_features`), {len(cd['features'])} columns"
+                 + (f", including the BTYD outputs ({', '.join(bf)}) fitted, as the product's training frames do, "
+                    "on all customers' weeks 1-39 histories (no label read)" if bf else
+                    " (this tree adds no BTYD feature columns)")
+                 + "." + (f" BTYD feature fit: {'; '.join(cd['btyd_feature_notes'])}." if cd["btyd_feature_notes"]
+                          else ""))
         L.append("")
         L.append(f"### Churn (no purchase in weeks 40-78): {churn.n_test:,} test customers, base rate "
                  f"{churn.base:.3f}")
@@ -1268,7 +1315,7 @@ def build_report(args, facts, cj, cd, command, started, load_start, load_end, wa
         L.append("")
         L.append(f"LightGBM stopped at {churn.best_iteration} trees. " + seed_line(churn.seed_primary, "AUC") + " "
                  + rebuild_line(churn, "AUC", cd["rebuild_diff"]))
-        L += [f"{n}." for n in churn.notes]
+        L += [f"{short_note(n)}." for n in churn.notes]
         L.append("")
         L += boot_lines(churn.boot, "AUC", NAMES)
         L.append("")
@@ -1480,7 +1527,7 @@ def main(argv: list[str] | None = None) -> int:
                     if run.data is not None:
                         cells.append((f"{lab} {name}", run))
             log(f"sweep: {len(SWEEP_GRID)} settings x {len(cells)} cells")
-            extra["sweep"] = run_sweep(cells)
+            extra["sweep"] = run_sweep(cells, args.sweep_seeds)
     wall = time.perf_counter() - t0
     facts = machine_facts()
     report = build_report(args, facts, cj, cd, command, started, load_start, os.getloadavg(), wall, extra)
