@@ -16,7 +16,10 @@ throw-away DuckDB warehouse with the product's own adapter (``import_public``):
    time) and ``train_model`` fits LightGBM and every baseline (RFM score,
    logistic / ridge on RFMW, BTYD) and scores them all on the same out-of-time test half.
    Churn = no basket with a positive net amount in the horizon; value = net spend there
-   (clipped at 0, as the product does).
+   (clipped at 0, as the product does). Response: ``training_data("response")`` (one row per
+   targeted household and campaign, features as of the campaign start, the latest finished
+   campaign out of time; responded = redeemed a coupon of it; no control group). Its
+   out-of-time test half is small (tens of households), which the report and gate line say.
 2. **CDNOW** (master file, 23,570 customers of the Q1 1997 cohort). The classic BTYD
    set-up: calibration weeks 1-39 (features as of 1997-10-01), holdout weeks 40-78 (a
    273-day label window, 1997-10-01 .. 1998-06-30). The data holds one cohort and no
@@ -378,6 +381,21 @@ def run_complete_journey(args: argparse.Namespace, workdir: Path) -> dict:
         runs[name].data, runs[name].cfg = data, cfg
         log(f"Complete Journey {name}: " + ", ".join(
             f"{NAMES.get(k, k)} {metric(y, p):.4f}" for k, p in preds.items()))
+    # Response: one row per treatment contact, features as of each campaign's start; the latest
+    # finished campaign is out of time (training.dataset.response_data, unchanged).
+    skipped: dict[str, str] = {}
+    try:
+        rdata = training_data("response", wh, fcfg, cfg.training.tuning_share)
+    except Exception as e:  # noqa: BLE001 - the product's refusal is the finding
+        skipped["response"] = f"{type(e).__name__}: {e}"
+        log(f"Complete Journey response: cannot be built: {skipped['response']}")
+    else:
+        summaries["response"] = rdata.summary()
+        log(f"Complete Journey: {rdata.summary()}")
+        runs["response"] = model_run_from("response", rdata, cfg, args)
+        log("Complete Journey response: " + ", ".join(
+            f"{NAMES.get(k, k)} {auc_metric(runs['response'].y, p):.4f}"
+            for k, p in runs["response"].predictions.items()))
     # Rebuild the same snapshots (same code, data and seed) and refit LightGBM: DuckDB's
     # multi-threaded float sums are not bit-reproducible, and LightGBM can react to that.
     rebuild_diff = 0.0
@@ -404,7 +422,8 @@ def run_complete_journey(args: argparse.Namespace, workdir: Path) -> dict:
         "rebuild_diff": rebuild_diff, "single_thread_identical": single_thread_identical,
         "n_features": len(data.features), "lines": n_lines, "households": n_households,
         "fcfg": fcfg, "per_cutoff": per_cutoff,
-        "attrs": attrs, "runs": runs, "summaries": summaries, "seconds": time.perf_counter() - t0,
+        "attrs": attrs, "runs": runs, "summaries": summaries, "skipped": skipped,
+        "seconds": time.perf_counter() - t0,
     }
 
 
@@ -903,9 +922,10 @@ def sweep_section(sw: dict) -> list[str]:
     L = ["## Sweep: LightGBM settings across every set and model (defaults from evidence)", ""]
     L.append(f"{len(SWEEP_GRID)} settings x {len(sw['cells'])} (set, model) cells, each a `fit_lgbm(data, cfg, "
              "overrides)` on the cell's own training rows with early stopping on its tune half (1 thread; "
-             f"{sw['seeds']} seed{'s' if sw['seeds'] > 1 else ''} from 42, metrics averaged); primary metric (AUC, or normalised Gini for value) on the out-of-time test half, "
-             "and on the tune half (what a selection procedure may look at). Rank 1 = best in a cell; "
-             f"mean over cells. Took {sw['seconds']:.0f} s. Cells: " + "; ".join(sw["cells"]) + ".")
+             f"{sw['seeds']} seed{'s' if sw['seeds'] > 1 else ''} from 42, metrics averaged); primary metric "
+             "(AUC, or normalised Gini for value) on the out-of-time test half, and on the tune half (what a selection procedure may look at). Rank 1 = best in a cell; "
+             f"mean over cells; cells whose test half is below the gate's minimum (500 rows, 50 positives) are left "
+             f"out. Took {sw['seconds']:.0f} s. Cells: " + "; ".join(sw["cells"]) + ".")
     L.append("")
     L.append("| setting | mean rank (test) | mean rank (tune) | mean metric (test) | mean diff vs defaults (test) "
              "| cells better than defaults | worst cell diff | mean trees |")
@@ -1336,6 +1356,15 @@ def build_report(args, facts, cj, cd, command, started, load_start, load_end, wa
                  "long-standing shoppers, so a household's \"first purchase\" is its first basket in 2017: "
                  "BG/NBD's T and t_x are left-truncated, which the model does not know about.")
         L.append("")
+        if "response" in cj["runs"]:
+            L.append(f"- {cj['summaries']['response']}")
+            L.append("")
+            L += model_section(cj["runs"]["response"], "Response (redeemed a coupon of the out-of-time campaign; "
+                               "no control group, so this is response among the targeted, not uplift)",
+                               "Complete Journey")
+        for name, why in cj.get("skipped", {}).items():
+            L.append(f"- **{name}: cannot be built by the product on this set.** `training_data` says: {why}")
+            L.append("")
 
     if cd:
         churn, value = cd["runs"]["churn"], cd["runs"]["value"]
@@ -1596,8 +1625,10 @@ def main(argv: list[str] | None = None) -> int:
             for lab, res in (("CJ", cj), ("CDNOW split", cd), ("CDNOW OOT", extra.get("cd_oot")),
                              ("Online Retail", extra.get("or")), ("iFood", extra.get("ifood"))):
                 for name, run in (res or {}).get("runs", {}).items():
-                    if run.data is not None:
+                    if run.data is not None and gate_check(run)["size_ok"]:
                         cells.append((f"{lab} {name}", run))
+                    elif run.data is not None:
+                        log(f"sweep: {lab} {name} left out (test half below the gate's minimum)")
             log(f"sweep: {len(SWEEP_GRID)} settings x {len(cells)} cells")
             extra["sweep"] = run_sweep(cells, args.sweep_seeds, args.bootstrap)
     wall = time.perf_counter() - t0
