@@ -215,7 +215,7 @@ class TrainingConfig(_Section):
     tuning_share: Annotated[float, Strict(), Field(gt=0, lt=1)] = 0.5
     calibrate_above_ece: Share = 0.01
     # Value model: multiply its predictions by sum(actual) / sum(predicted) on the tune
-    # half (shrunk towards 1 when that half has few buyers), so that its level follows
+    # half (shrunk towards 1 as far as that ratio is uncertain), so that its level follows
     # the latest period rather than the training cutoffs.
     value_level_correction: Annotated[bool, Strict()] = True
     # Promotion: the challenger must beat the champion by this much on the same data

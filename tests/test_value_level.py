@@ -31,17 +31,43 @@ PARAMS = LgbmParams(learning_rate=0.1, num_leaves=7, min_child_samples=20, max_r
 def test_factor_by_hand_on_a_tiny_frame() -> None:
     y = np.array([0.0, 10.0, 20.0, 30.0])
     pred = np.array([5.0, 5.0, 10.0, 10.0])
-    # ratio 60 / 30 = 2; 3 buyers; shrunk on the log scale by 3 / (3 + 1)
-    factor, ratio = level_factor(y, pred, min_buyers=2, prior_buyers=1)
+    # ratio 60 / 30 = 2; residuals y - 2 pred = (-10, 0, 0, 10): se of log(ratio) = sqrt(200) / 60
+    factor, ratio, se = level_factor(y, pred, min_buyers=2)
     assert ratio == 2.0
-    assert factor == pytest.approx(2.0 ** 0.75, rel=1e-15)
-    assert factor == pytest.approx(1.6817928305074290, rel=1e-15)
+    assert se == pytest.approx(math.sqrt(200) / 60, rel=1e-15)
+    # shrunk on the log scale by 0.2^2 / (0.2^2 + 200 / 3600) = 18 / 43
+    assert factor == pytest.approx(2.0 ** (18 / 43), rel=1e-14)
+    assert factor == pytest.approx(1.3366341607620302, rel=1e-14)
     # no shrinkage: the mean prediction times c equals the mean actual
-    factor, _ = level_factor(y, pred, min_buyers=1, prior_buyers=0)
-    assert np.mean(pred * factor) == pytest.approx(np.mean(y), rel=1e-15)
+    factor, _, _ = level_factor(y, pred, min_buyers=1, prior_sd=math.inf)
+    assert factor == 2.0 and np.mean(pred * factor) == np.mean(y)
     # too few buyers: skipped (the ratio is still reported)
-    assert level_factor(y, pred, min_buyers=4, prior_buyers=1) == (1.0, 2.0)
-    assert level_factor(y, pred) == (1.0, 2.0)  # the default floor is 20 buyers
+    assert level_factor(y, pred, min_buyers=4)[:2] == (1.0, 2.0)
+    assert level_factor(y, pred)[:2] == (1.0, 2.0)  # the default floor is 20 buyers
+
+
+def test_factor_shrinks_less_as_the_half_grows() -> None:
+    y = np.tile([0.0, 10.0, 20.0, 30.0], 100)
+    pred = np.tile([5.0, 5.0, 10.0, 10.0], 100)
+    factor, ratio, se = level_factor(y, pred)
+    assert ratio == pytest.approx(2.0, rel=1e-15) and se == pytest.approx(math.sqrt(20000) / 6000, rel=1e-14)
+    assert factor == pytest.approx(2.0 ** (72 / 73), rel=1e-14)  # weight 0.04 / (0.04 + 1 / 1800)
+    assert factor == pytest.approx(1.9810995398000641, rel=1e-14)
+
+
+def test_one_heavy_buyer_is_not_trusted() -> None:
+    """The same ratio of sums from one huge order moves the level far less than from many buyers."""
+    rng = np.random.default_rng(0)
+    pred = np.full(1000, 10.0)
+    even = rng.gamma(2.0, 7.5, 1000)  # mean 15: ratio about 1.5
+    lumpy = np.where(np.arange(1000) < 500, 5.0, 0.0)
+    lumpy[0] += even.sum() - lumpy.sum()  # one customer makes up the rest
+    f_even, r_even, se_even = level_factor(even, pred)
+    f_lumpy, r_lumpy, se_lumpy = level_factor(lumpy, pred)
+    assert r_lumpy == pytest.approx(r_even, rel=1e-12)
+    assert se_even < 0.05 < 0.5 < se_lumpy
+    assert abs(math.log(f_even) / math.log(r_even) - 1) < 0.2
+    assert abs(math.log(f_lumpy) / math.log(r_lumpy)) < 0.15
 
 
 @pytest.mark.parametrize("y, pred", [
@@ -52,8 +78,8 @@ def test_factor_by_hand_on_a_tiny_frame() -> None:
     ([], []),
 ])
 def test_factor_guarded_against_degenerate_halves(y, pred) -> None:
-    factor, ratio = level_factor(np.array(y), np.array(pred), min_buyers=0, prior_buyers=0)
-    assert factor == 1.0 and math.isnan(ratio)
+    factor, ratio, se = level_factor(np.array(y), np.array(pred), min_buyers=0, prior_sd=math.inf)
+    assert factor == 1.0 and math.isnan(ratio) and math.isnan(se)
 
 
 def test_factor_refuses_mismatched_lengths() -> None:
@@ -93,17 +119,18 @@ def test_factor_fitted_on_the_tune_half_corrects_the_level(shifted) -> None:
     assert off.level_factor_ == 1.0
     # the booster is the same: the factor is fitted after training
     np.testing.assert_array_equal(on.predict_raw(test), off.predict_raw(test))
-    expected, ratio = level_factor(y_tune, np.exp(off.predict_raw(tune)))
-    assert on.level_factor_ == expected and on.level_ratio_ == ratio == off.level_ratio_
-    buyers = int((y_tune > 0).sum())
-    assert on.level_factor_ == pytest.approx(ratio ** (buyers / (buyers + 10)), rel=1e-12)
+    expected, ratio, se = level_factor(y_tune, np.exp(off.predict_raw(tune)))
+    assert on.level_factor_ == expected and on.level_ratio_ == ratio == off.level_ratio_ and on.level_se_ == se
+    weight = 0.04 / (0.04 + se ** 2)
+    assert 0.9 < weight < 1
+    assert on.level_factor_ == pytest.approx(ratio ** weight, rel=1e-12)
     assert 0.4 < on.level_factor_ < 0.65  # trained on twice the spend
     # predictions are the uncorrected ones times c (exactly exp(raw + log c))
     raw = on.predict_raw(test)
     np.testing.assert_array_equal(on.predict(test), np.exp(raw + math.log(on.level_factor_)))
     np.testing.assert_allclose(on.predict(test), off.predict(test) * on.level_factor_, rtol=1e-12)
     # the tune half's mean prediction equals its mean actual, up to the shrinkage
-    assert on.predict(tune).mean() / y_tune.mean() == pytest.approx(ratio ** (-10 / (buyers + 10)), rel=1e-9)
+    assert on.predict(tune).mean() / y_tune.mean() == pytest.approx(ratio ** (weight - 1), rel=1e-9)
     # and the unseen test half's level is right after, far off before
     assert abs(on.predict(test).mean() / y_test.mean() - 1) < 0.10
     assert off.predict(test).mean() / y_test.mean() > 1.5
@@ -116,7 +143,7 @@ def test_classifiers_get_no_level_factor() -> None:
     tune, y_tune = _frame(1000, 1.0, seed=5)
     model = LgbmModel("binary", ["a", "b"], ["region"], PARAMS, num_threads=1, level_correction=True)
     model.fit(train, (y > 0).astype(float), tune, (y_tune > 0).astype(float))
-    assert model.level_factor_ == 1.0 and math.isnan(model.level_ratio_)
+    assert model.level_factor_ == 1.0 and math.isnan(model.level_ratio_) and math.isnan(model.level_se_)
     with pytest.raises(ValueError, match="Tweedie models only"):
         transform_raw("binary", np.zeros(2), None, 2.0)
 
@@ -254,6 +281,7 @@ def test_sample_world_mean_prediction_within_ten_percent_out_of_time(sample_worl
     y_tune = res.data.tune[res.data.target].to_numpy()
     assert m["value_level_ratio_tune"] == pytest.approx(y_tune.sum() / np.exp(res.model.predict_raw(res.data.tune)).sum(),
                                                         rel=1e-12)
+    assert m["value_level_se_tune"] == res.model.level_se_ > 0
     # the factor is a constant: the ranking metrics are those of the uncorrected model
     off = sample_world[False]
     assert off.model.level_factor_ == 1.0 and "value_level_factor" in off.metrics["model"]

@@ -13,8 +13,8 @@ The value model (Tweedie, log link) can be trained on cutoffs whose spend level 
 from the out-of-time period (richer holiday windows, a shorter history). With
 `level_correction`, a multiplicative factor c is fitted on the tune half after training,
 c = sum(actual) / sum(predicted) there (see `level_factor`: skipped when the tune half
-has few buyers, shrunk towards 1 when it has not many), and the output becomes
-exp(raw + log c). The raw score, and so every SHAP contribution, is the booster's own;
+has few buyers, shrunk towards 1 as far as that ratio is uncertain), and the output
+becomes exp(raw + log c). The raw score, and so every SHAP contribution, is the booster's own;
 only the output map moves. Classifiers need no such factor: Platt scaling already sets
 their level on the same half.
 """
@@ -36,9 +36,10 @@ from training.feature_sets import model_input
 Kind = Literal["binary", "tweedie"]
 
 # The value model's level factor: none below this many buyers (target > 0) in the tune
-# half; with n buyers the log factor is shrunk by n / (n + LEVEL_PRIOR_BUYERS).
+# half; the log ratio is shrunk towards 0 with a normal prior of this standard deviation
+# (shifts of about 20 % are common, 40 % plausible).
 LEVEL_MIN_BUYERS = 20
-LEVEL_PRIOR_BUYERS = 10
+LEVEL_PRIOR_SD = 0.2
 
 
 def free_cores(setting: int) -> int:
@@ -71,34 +72,39 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def level_factor(y: np.ndarray, pred: np.ndarray, min_buyers: int = LEVEL_MIN_BUYERS,
-                 prior_buyers: float = LEVEL_PRIOR_BUYERS) -> tuple[float, float]:
+                 prior_sd: float = LEVEL_PRIOR_SD) -> tuple[float, float, float]:
     """The multiplicative level correction of a value model, from the tune half.
 
-    ratio = sum(y) / sum(pred): the factor that makes the mean prediction equal the
-    mean actual. With n buyers (y > 0) it is shrunk towards 1 on the log scale,
-    factor = ratio ** (n / (n + prior_buyers)); it is 1 when n < min_buyers, or when the
-    ratio is not a finite positive number (no spend, no prediction, NaN).
+    ratio = sum(y) / sum(pred): the factor that makes the mean prediction equal the mean
+    actual there. Spend is heavy-tailed (a few customers can hold a fifth of a half's
+    spend), so the ratio is shrunk towards 1 by how uncertain it is: se, the delta-method
+    standard error of log(ratio), sqrt(sum((y - ratio * pred)^2)) / sum(y), and
+    factor = ratio ** w, w = prior_sd^2 / (prior_sd^2 + se^2) (a normal prior on the log
+    shift; prior_sd = inf: no shrinkage). The factor is 1 when fewer than `min_buyers`
+    rows have y > 0, or when the ratio is not a finite positive number.
 
     Args:
         y: actual values of the tune half.
         pred: the model's uncorrected predictions there.
         min_buyers: fewest buyers for any correction.
-        prior_buyers: shrinkage strength, in buyers.
+        prior_sd: standard deviation of the prior on log(factor).
 
     Returns:
-        (factor applied, ratio before shrinkage; NaN when there is none).
+        (factor applied, ratio before shrinkage, se of log(ratio)); ratio and se are NaN
+        when there is no ratio.
     """
     y, pred = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
     if len(y) != len(pred):
         raise ValueError(f"{len(y)} actual values for {len(pred)} predictions")
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = float(np.sum(y) / np.sum(pred)) if len(y) else float("nan")
-    if not (np.isfinite(ratio) and ratio > 0):
-        return 1.0, float("nan")
-    buyers = int(np.sum(y > 0))
-    if buyers < min_buyers:
-        return 1.0, ratio
-    return float(np.exp(np.log(ratio) * buyers / (buyers + prior_buyers))), ratio
+        if not (np.isfinite(ratio) and ratio > 0 and np.isfinite(pred).all()):
+            return 1.0, float("nan"), float("nan")
+        se = float(np.sqrt(np.sum((y - ratio * pred) ** 2)) / np.sum(y))
+    if int(np.sum(y > 0)) < min_buyers:
+        return 1.0, ratio, se
+    weight = 1.0 if math.isinf(prior_sd) else prior_sd ** 2 / (prior_sd ** 2 + se ** 2)
+    return float(np.exp(np.log(ratio) * weight)), ratio, se
 
 
 class LgbmModel:
@@ -174,8 +180,8 @@ class LgbmModel:
         Returns:
             self, with `booster_`, `best_iteration_`, `categories_`, `calibration_`,
             `level_factor_` (1 unless Tweedie with `level_correction`) and
-            `level_ratio_` (tune sum(actual) / sum(predicted) before any correction; NaN
-            for classifiers).
+            `level_ratio_`, `level_se_` (tune sum(actual) / sum(predicted) before any
+            correction, and the standard error of its log; NaN for classifiers).
         """
         raw_cats = model_input(train, [], self.categorical)
         self.categories_ = {
@@ -195,11 +201,12 @@ class LgbmModel:
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
         self.calibration_: tuple[float, float] | None = None
         self.ece_before_ = self.ece_after_ = float("nan")
-        self.level_factor_, self.level_ratio_ = 1.0, float("nan")
+        self.level_factor_, self.level_ratio_, self.level_se_ = 1.0, float("nan"), float("nan")
         if self.kind == "binary":
             self._calibrate(tune, np.asarray(y_tune, dtype=float))
         elif self.kind == "tweedie":
-            factor, self.level_ratio_ = level_factor(np.asarray(y_tune, dtype=float), np.exp(self.predict_raw(tune)))
+            factor, self.level_ratio_, self.level_se_ = level_factor(np.asarray(y_tune, dtype=float),
+                                                                     np.exp(self.predict_raw(tune)))
             if self.level_correction:
                 self.level_factor_ = factor
         return self

@@ -139,6 +139,7 @@ def train_model(
         metrics["model"]["ece_tune_after_calibration"] = model.ece_after_
     else:  # the value model's level: sum(actual) / sum(predicted) on the tune half, and the factor applied
         metrics["model"]["value_level_ratio_tune"] = model.level_ratio_
+        metrics["model"]["value_level_se_tune"] = model.level_se_
         metrics["model"]["value_level_factor"] = model.level_factor_
     params = {
         "model": data.model, "objective": model.kind, **{k: v for k, v in vars(model.params).items()},
