@@ -914,6 +914,18 @@ def run_sweep(cells: list[tuple[str, ModelRun]], seeds: int = 1, bootstrap: int 
             "default_runs": cells, "seconds": time.perf_counter() - t0}
 
 
+def seed_range_text(sw: dict) -> str:
+    """The defaults' seed ranges in the sweep's cells, to size the sweep's gains against."""
+    import numpy as np
+
+    spans = [max(r.seed_primary.values()) - min(r.seed_primary.values())
+             for _l, r in sw["default_runs"] if len(r.seed_primary) > 1]
+    if not spans:
+        return "(No seed spread was measured in this run: --seeds 1.)"
+    return (f"For scale, the defaults' range over {len(next(iter(sw['default_runs']))[1].seed_primary)} seeds "
+            f"in these cells: median {np.median(spans):.4f}, largest {max(spans):.4f}.")
+
+
 def sweep_section(sw: dict) -> list[str]:
     import numpy as np
 
@@ -951,8 +963,7 @@ def sweep_section(sw: dict) -> list[str]:
              f"better in {int((d > 0).sum())} of {len(d)} cells, worst cell {np.nanmin(d):+.4f}). Best by the tune "
              f"halves: {SWEEP_GRID[best_tune][0]}. Settings that change only the early-stopping patience "
              "give the defaults' model wherever the tune loss, once it stopped improving for that many rounds, "
-             "never improved again (identical rows above). The gains are of the size of the seed ranges above (about "
-             "0.001-0.003), and picking the best of "
+             "never improved again (identical rows above). " + seed_range_text(sw) + " Picking the best of "
              f"{len(SWEEP_GRID)} settings on the same test halves that report it is optimistic: read this as "
              "evidence about the defaults, not a tuned result. The product's defaults are not changed here.")
     L.append("")
