@@ -392,7 +392,8 @@ def fit_btyd(frame: pd.DataFrame, time_unit_days: float = 7.0,
     """BG/NBD and Gamma-Gamma parameters fitted on one as-of population (see `btyd_inputs`).
 
     BG/NBD is fitted on every customer with a purchase before the as-of date;
-    Gamma-Gamma on those with a repeat purchase day and a positive mean spend.
+    Gamma-Gamma on those with a repeat purchase day and a positive mean spend. The
+    result does not depend on the order of the rows.
 
     Returns:
         (params {r, alpha, a, b, p, q, v}, customers in each fit {bgnbd, gamma_gamma}).
@@ -401,6 +402,10 @@ def fit_btyd(frame: pd.DataFrame, time_unit_days: float = 7.0,
         ValueError: too few customers, or a fit that finds no maximum (degenerate data).
     """
     data = btyd_inputs(frame, time_unit_days, window_days)
+    # Sorted, so the fit depends on the histories only, not on the rows' order (float sums
+    # in another order could move the estimates by ~1e-6: a snapshot read back from Parquet,
+    # or by Spark, need not keep DuckDB's row order).
+    data = data.sort_values(["frequency", "recency", "T", "spend_count", "spend_mean"], kind="mergesort")
     buyers = data[data["has_purchase"]]
     if len(buyers) == 0:
         raise ValueError("no customer has a purchase before the as-of date; nothing to fit")

@@ -28,6 +28,7 @@ it at module import time.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from features import spark_sql
+from features.btyd import BTYD_FEATURES, add_btyd_features, btyd_input_columns, btyd_params
 from features.snapshots import SEGMENT_COLUMNS
 from propensity.config import Config
 from serving import sink
@@ -82,6 +84,7 @@ _SPARK_TYPES = {
     "segment_rows": "bigint", "reason_rows": "bigint", "data_fingerprint": "string", "snapshot_path": "string",
     "snapshot_sha256": "string", "host": "string", "pid": "int", "error": "string", "missing_models": "string",
     "response_value_k": "double", "response_value_source": "string", "response_value": "double",
+    "btyd_params": "string",
     "customer_id": "string", "churn_risk": "double", "response_prob": "double", "predicted_value": "double",
     "expected_profit": "double", "churn_decile": "smallint", "response_decile": "smallint",
     "value_decile": "smallint", "profit_decile": "smallint", "churn_tier": "string", "response_tier": "string",
@@ -506,6 +509,31 @@ def _score(
     return summary
 
 
+def spark_btyd_params(features: Any, models: dict[str, LgbmModel], cfg: Config) -> dict | None:
+    """BTYD parameters fitted once on the whole snapshot, as `serving.batch.snapshot_btyd_params`.
+
+    The five input columns are collected to the driver (about 40 bytes a customer) and
+    fitted there. None when no model reads a BTYD feature.
+    """
+    if not any(c in m.numeric for m in models.values() for c in BTYD_FEATURES):
+        return None
+    window = cfg.features.frequency_window_days
+    inputs = features.select(*btyd_input_columns(window)).toPandas()
+    return {"horizon_days": int(cfg.features.horizon_days), **btyd_params(inputs, window_days=window)}
+
+
+def with_btyd_columns(features: Any, params: dict) -> Any:
+    """The features with the BTYD columns from `params`, computed per partition and joined by customer."""
+    columns = ["customer_id", *btyd_input_columns(int(params.get("window_days", 365)))]
+
+    def add(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for part in parts:
+            yield add_btyd_features(part, params["horizon_days"], params)[0][["customer_id", *BTYD_FEATURES]]
+
+    schema = "customer_id string, " + ", ".join(f"{c} double" for c in BTYD_FEATURES)
+    return features.join(features.select(*columns).mapInPandas(add, schema), "customer_id", "left")
+
+
 def _run(
     spark: SparkSession, cfg: Config, input_dir: Path, output_dir: Path, models: dict[str, LgbmModel],
     margin: float, contact_cost: float, summary: SparkRunSummary, record: dict[str, Any], say: Progress,
@@ -531,6 +559,10 @@ def _run(
     summary.customers = n
     record.update(snapshot_path=str(snapshot.resolve()), snapshot_sha256=folder_sha256(snapshot),
                   data_fingerprint=summary.data_fingerprint, customers=n)
+    btyd = spark_btyd_params(features, models, cfg)
+    if btyd is not None:
+        record["btyd_params"] = json.dumps(btyd)
+        features = with_btyd_columns(features, btyd)
     timings["features"] = time.perf_counter() - t
     say(f"features: {n:,} customers")
 

@@ -38,6 +38,7 @@ real incremental effect can be measured afterwards.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.btyd import add_btyd_features
 from features.load import Warehouse
 from features.snapshots import read_features
 from propensity.config import Config
@@ -461,6 +463,9 @@ def _score_audience(warehouse: Warehouse, cfg: Config, run: dict, kind: str, ava
     configure(cfg.mlflow, cfg.training.experiment)
     as_of = pd.Timestamp(run["as_of"]).date()
     features = read_features(path, as_of)
+    if not sink.is_null(run.get("btyd_params")):  # as the run scored them (serving.batch)
+        params = json.loads(run["btyd_params"])
+        features, _ = add_btyd_features(features, params["horizon_days"], params)
     scores = _published_scores(warehouse, run)
     frame = features[["customer_id"]].merge(scores, on="customer_id", how="left", validate="one_to_one")
     if "response" in available and kind != run["campaign_kind"]:

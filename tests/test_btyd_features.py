@@ -69,6 +69,8 @@ def test_chunks_with_the_population_params_equal_the_whole_frame() -> None:
     # The scorer: fit on the input columns only, then apply to each chunk.
     _, fitted = add_btyd_features(frame[btyd_input_columns()], HORIZON)
     assert fitted == params
+    # The rows' order does not matter (a Parquet or Spark read need not keep it), bit for bit.
+    assert add_btyd_features(frame.sample(frac=1.0, random_state=1), HORIZON)[1] == params
     chunks = [add_btyd_features(frame.iloc[i:i + 777], HORIZON, fitted)[0] for i in range(0, len(frame), 777)]
     pd.testing.assert_frame_equal(pd.concat(chunks), whole)
     # A chunk fitted on its own would give other numbers: the population fit is what matters.

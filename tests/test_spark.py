@@ -7,6 +7,8 @@ one-line errors. One local[2] Spark session for the module.
 
 from __future__ import annotations
 
+import json
+
 import os
 import shutil
 import sys
@@ -207,6 +209,8 @@ def test_predictions_equal_duckdb(world, spark_run) -> None:
     duck_run = world["wh"].query("select * from scoring_runs where status = 'succeeded'").iloc[0]
     assert runs["response_value_k"] == pytest.approx(duck_run["response_value_k"], rel=1e-12)
     assert runs["response_value_source"] == duck_run["response_value_source"]
+    # BTYD features: fitted once on each engine's whole snapshot, the same parameters
+    assert json.loads(runs["btyd_params"]) == pytest.approx(json.loads(duck_run["btyd_params"]), rel=1e-12)
     assert runs["response_value_source"].startswith("k = ") and "contacts.revenue" in runs["response_value_source"]
     assert (got["run_id"] == s.run_id).all() and (pd.to_datetime(got["as_of"]) == pd.Timestamp(AS_OF)).all()
 
