@@ -463,9 +463,11 @@ def _score_audience(warehouse: Warehouse, cfg: Config, run: dict, kind: str, ava
     configure(cfg.mlflow, cfg.training.experiment)
     as_of = pd.Timestamp(run["as_of"]).date()
     features = read_features(path, as_of)
-    if not sink.is_null(run.get("btyd_params")):  # as the run scored them (serving.batch)
-        params = json.loads(run["btyd_params"])
-        features, _ = add_btyd_features(features, params["horizon_days"], params)
+    # BTYD columns as the run scored them (serving.batch); a run whose champions read none
+    # recorded no parameters: fitted on its whole snapshot, as it would have been.
+    params = None if sink.is_null(run.get("btyd_params")) else json.loads(run["btyd_params"])
+    features, _ = add_btyd_features(features, params["horizon_days"] if params else cfg.features.horizon_days,
+                                    params, window_days=cfg.features.frequency_window_days)
     scores = _published_scores(warehouse, run)
     frame = features[["customer_id"]].merge(scores, on="customer_id", how="left", validate="one_to_one")
     if "response" in available and kind != run["campaign_kind"]:

@@ -305,6 +305,8 @@ def world(tmp_path_factory):
 def test_uplift_targeting_reaches_more_true_incremental_responders_than_response_targeting(world) -> None:
     from scipy.stats import spearmanr
 
+    from features.btyd import BTYD_FEATURES, add_btyd_features
+    from features.snapshots import build_features
     from training.feature_sets import with_campaign_kind
     from training.uplift import true_effect
 
@@ -314,7 +316,14 @@ def test_uplift_targeting_reaches_more_true_incremental_responders_than_response
     effect = true_effect(world["truth"], test)
     by_uplift = result.model.predict_uplift(test)
     response = world["response"]
-    by_response = response.predict(with_campaign_kind(response, test, "email"))
+    # The response model also reads the BTYD columns, fitted on everyone with history at the campaign start.
+    cfg = world["cfg"]
+    population = build_features(world["wh"], result.data.oot_start, cfg.features, with_labels=False)
+    population, _ = add_btyd_features(population, cfg.features.horizon_days,
+                                      window_days=cfg.features.frequency_window_days)
+    rows = test.merge(population[["customer_id", *BTYD_FEATURES]], on="customer_id", how="left",
+                      validate="many_to_one")
+    by_response = response.predict(with_campaign_kind(response, rows, "email"))
     shares = [0.1, BUDGET]
     uplift_reached = truth_captured(effect, by_uplift, shares)
     response_reached = truth_captured(effect, by_response, shares)
