@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 log = logging.getLogger(__name__)
 
 
-def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def numeric_columns(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
     """Selected columns as float64 (nullable integers' missing values become NaN)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -77,7 +77,7 @@ def btyd_inputs(frame: pd.DataFrame, time_unit_days: float = 7.0, window_days: i
     Returns:
         A frame aligned with `frame` (same index).
     """
-    num = _numeric(frame, btyd_input_columns(window_days))
+    num = numeric_columns(frame, btyd_input_columns(window_days))
     has = num["tenure_days"].notna().to_numpy()
     tenure = num["tenure_days"].fillna(1.0).to_numpy()
     recency_days = num["recency_days"].fillna(1.0).to_numpy()

@@ -35,6 +35,7 @@ from features.btyd import (  # noqa: F401 (re-exported: their old home)
     bgnbd_log_likelihood,
     bgnbd_p_alive,
     bgnbd_prob_no_purchase,
+    numeric_columns,
     btyd_inputs,
     fit_bgnbd,
     fit_btyd,
@@ -59,19 +60,6 @@ def rfmw_columns(window_days: int = 365) -> tuple[str, ...]:
     )
 
 
-def _numeric(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
-    """Selected columns as float64 (nullable integers' missing values become NaN)."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"the frame lacks {', '.join(missing)}; pass a frame from build_features "
-            "(with the same frequency window)"
-        )
-    return pd.DataFrame(
-        {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in columns}, index=frame.index
-    )
-
-
 def _target(y: Any, n: int) -> np.ndarray:
     out = pd.Series(y).to_numpy(dtype="float64", na_value=np.nan).ravel()
     if out.size != n:
@@ -86,7 +74,7 @@ def _target(y: Any, n: int) -> np.ndarray:
 
 def rfm_score(frame: pd.DataFrame) -> np.ndarray:
     """The classic RFM score r_score + f_score + m_score (3-15; higher = better customer)."""
-    return _numeric(frame, RFM_SCORE_COLUMNS).sum(axis=1, min_count=3).to_numpy()
+    return numeric_columns(frame, RFM_SCORE_COLUMNS).sum(axis=1, min_count=3).to_numpy()
 
 
 class RfmScoreBaseline:
@@ -195,12 +183,12 @@ class LogisticRfmwBaseline:
         self.pipeline_ = Pipeline(
             [*_rfmw_steps(), ("model", LogisticRegression(C=self.C, max_iter=1000, random_state=self.seed))]
         )
-        self.pipeline_.fit(_numeric(frame, self.columns_), target.astype(int))
+        self.pipeline_.fit(numeric_columns(frame, self.columns_), target.astype(int))
         return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of target 1 per row (1-d)."""
-        return self.pipeline_.predict_proba(_numeric(frame, self.columns_))[:, 1]
+        return self.pipeline_.predict_proba(numeric_columns(frame, self.columns_))[:, 1]
 
 
 class RidgeRfmwBaseline:
@@ -245,7 +233,7 @@ class RidgeRfmwBaseline:
             raise ValueError("alpha must be >= 0")
         self.columns_ = rfmw_columns(self.window_days)
         target = np.clip(_target(y, len(frame)), 0, None)
-        x = _numeric(frame, self.columns_)
+        x = numeric_columns(frame, self.columns_)
         self.target_mean_ = float(target.mean()) if target.size else 0.0
         if self.target_mean_ <= 0:
             self.pipeline_ = None
@@ -259,7 +247,7 @@ class RidgeRfmwBaseline:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Expected value per row (>= 0)."""
-        x = _numeric(frame, self.columns_)
+        x = numeric_columns(frame, self.columns_)
         if self.pipeline_ is None:
             return np.zeros(len(x))
         return self.pipeline_.predict(x) * self.target_mean_
