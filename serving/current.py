@@ -22,7 +22,7 @@ import atexit
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,7 +270,3 @@ class RunCache:
             return None, "no successful scoring run yet; run `propensity score --as-of DATE` first"
         return self._current, self.last_error
 
-
-def iter_reasons(rows: list[dict[str, Any]], model: str) -> Iterator[dict[str, Any]]:
-    """One model's reasons out of a customer's reasons (already by model, rank)."""
-    return (r for r in rows if r["model"] == model)
