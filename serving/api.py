@@ -62,7 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from features.load import Warehouse, WarehouseError
 from propensity.config import CONFIG_FILE, ApiConfig, Config
 from serving import security, sink
-from serving.current import CurrentRun, RunCache, ServiceBusy, quiet_collector
+from serving.current import CurrentRun, RunCache, ServiceBusy, has_campaigns, latest_run, plain, quiet_collector
 from serving.target import LABELS, MEASURES, PROFIT_RANKINGS, RANKING_NEEDS, RANKINGS, csv_text
 from serving.tokens import Role, TokenInfo, TokenStore
 
@@ -538,19 +538,13 @@ def _current_run(wh: Warehouse) -> dict:
     """The latest successful scoring run (what the current_* views show), or ServiceBusy."""
     if not wh.has(sink.RUNS) or not wh.has(sink.VIEWS[sink.SCORES]):
         raise ServiceBusy("no scoring run yet; run `propensity score --as-of DATE` first")
-    runs = wh.native_query(f"select * from {sink.RUNS} where status = 'succeeded' "
-                           "order by as_of desc, finished_at desc limit 1")
-    if runs.empty:
+    run = latest_run(wh)
+    if run is None:
         raise ServiceBusy("no successful scoring run yet; run `propensity score --as-of DATE` first")
-    return {k: _plain(v) for k, v in runs.iloc[0].to_dict().items()}
+    return run
 
 
 # -- models a run lacks -------------------------------------------------------------------------
-
-def _has_campaigns(wh: Warehouse) -> bool:
-    """The warehouse has campaign history (a campaigns table with rows)."""
-    return wh.has("campaigns") and int(wh.query("select count(*) as n from campaigns")["n"][0]) > 0
-
 
 def missing_model(name: str, reason: str, has_campaigns: bool, where: str = "in this run") -> MissingModel:
     """What the page says about an absent model: what is missing, then the recorded reason."""
@@ -568,7 +562,7 @@ def run_missing(run: dict, has_campaigns: bool) -> list[MissingModel]:
     recorded = sink.parse_missing(run.get("missing_models"))
     out = []
     for name in MODEL_NAMES:
-        if _plain(run.get(f"{name}_version")) is not None:
+        if plain(run.get(f"{name}_version")) is not None:
             continue
         reason = recorded.get(name) or f"scoring run {run.get('run_id')} recorded no {name} model version"
         out.append(missing_model(name, reason, has_campaigns))
@@ -576,24 +570,6 @@ def run_missing(run: dict, has_campaigns: bool) -> list[MissingModel]:
 
 
 # -- values ---------------------------------------------------------------------------------
-
-def _plain(value: Any) -> Any:
-    """A warehouse value as JSON-ready Python: None for missing, datetimes, plain numbers."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    try:
-        if pd.isna(value):  # None, NaN, NaT, pd.NA
-            return None
-    except (TypeError, ValueError):  # not a scalar
-        pass
-    return value
-
-
-def _row(frame: pd.DataFrame, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in frame.iloc[0].to_dict().items() if k not in drop}
-
 
 def _as_date(value: Any) -> date:
     return pd.Timestamp(value).date()
@@ -615,9 +591,9 @@ def segment_groups(scores: pd.DataFrame, segments: pd.DataFrame) -> dict[str, li
         table = grouped[SUMMARY_MEANS].mean()
         counts = grouped.size()
         groups = []
-        for value in sorted(counts.index, key=lambda v: (_plain(v) is None, "" if _plain(v) is None else str(v))):
-            means = {f"mean_{c}": _plain(table.at[value, c]) for c in SUMMARY_MEANS}
-            groups.append(SegmentGroup(value=None if _plain(value) is None else str(value),
+        for value in sorted(counts.index, key=lambda v: (plain(v) is None, "" if plain(v) is None else str(v))):
+            means = {f"mean_{c}": plain(table.at[value, c]) for c in SUMMARY_MEANS}
+            groups.append(SegmentGroup(value=None if plain(value) is None else str(value),
                                        customers=int(counts[value]), **means))
         by[column] = groups
     return by
@@ -738,8 +714,8 @@ def waterfall(model: Any, base_raw: float, score: float,
 
 
 def _reasons(rows: list[dict[str, Any]]) -> list[Reason]:
-    return [Reason(rank=int(r["rank"]), feature=str(r["feature"]), feature_value=_plain(r.get("feature_value")),
-                   contribution=float(r["contribution"]), scale=_plain(r.get("scale")), effect=_plain(r.get("effect")),
+    return [Reason(rank=int(r["rank"]), feature=str(r["feature"]), feature_value=plain(r.get("feature_value")),
+                   contribution=float(r["contribution"]), scale=plain(r.get("scale")), effect=plain(r.get("effect")),
                    text=str(r["text"]))
             for r in sorted(rows, key=lambda r: r["rank"])]
 
@@ -930,7 +906,7 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
             choices = [Campaign(**c) for c in campaign_choices(wh)]
             campaigns_table = wh.has("campaigns")
             missing = run_missing(run, bool(choices))
-        have = {name for name in MODEL_NAMES if _plain(run.get(f"{name}_version")) is not None}
+        have = {name for name in MODEL_NAMES if plain(run.get(f"{name}_version")) is not None}
         uplift_kind = models.uplift_kind() if choices else None
         kinds = {c.kind for c in choices}
         rank = []
@@ -982,7 +958,7 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
                                        margin=body.margin, control=body.control, seed=body.seed,
                                        rank_by=body.rank_by)
             list_id = save_target_list(wh, target)
-            missing = run_missing(_current_run(wh), _has_campaigns(wh))
+            missing = run_missing(_current_run(wh), has_campaigns(wh))
         method = str(target.method)
         has_profit = method in PROFIT_RANKINGS
         gain = target.gain
@@ -1004,10 +980,10 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         axis = f"cumulative {measure}" + (" (expected churners)" if method == "churn" else "")
         ranking = Ranking(method=method, label=RANKING_LABEL.get(method, str(target.summary.get("ranked_by") or method)),
                           measure=measure, axis=axis, has_profit=has_profit, contacted_total=contacted_total,
-                          because=_plain(target.summary.get("ranked_because")))
+                          because=plain(target.summary.get("ranked_because")))
         return TargetResponse(
             list_id=list_id, campaign=target.campaign, method=method, ranking=ranking,
-            summary={k: _plain(v) for k, v in target.summary.items()}, notes=list(getattr(target, "notes", [])),
+            summary={k: plain(v) for k, v in target.summary.items()}, notes=list(getattr(target, "notes", [])),
             gain=points, download_url=f"/targets/{quote(list_id, safe='')}.csv", missing=missing)
 
     @route("get", "/targets/{list_id}.csv", marketing, tags=["targeting"], response_class=Response,
@@ -1052,7 +1028,7 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         why = missing_reasons(set(loaded))
         with gate.open() as wh:
             row = customer_row(wh, cfg.features, body.customer_id, as_of)
-            campaigns_known = _has_campaigns(wh)
+            campaigns_known = has_campaigns(wh)
         out = []
         for exp in explain_customer(row, loaded, k=body.reasons, campaign_kind=body.campaign_kind):
             out.append(_explained(models, exp.model, exp.version, exp.score, exp.reasons, loaded[exp.model][0]))
@@ -1087,10 +1063,10 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         if not wh.has(sink.RUNS):
             return []
         frame = wh.native_query(sql, params)
-        campaigns_known = _has_campaigns(wh)
+        campaigns_known = has_campaigns(wh)
         out = []
         for r in frame.to_dict("records"):
-            row = {k: _plain(v) for k, v in r.items() if k != "missing"}
+            row = {k: plain(v) for k, v in r.items() if k != "missing"}
             out.append(RunRow(**row, missing=run_missing(row, campaigns_known)))
         return out
 
@@ -1129,7 +1105,7 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
                 result = explain_run_customer(wh, cfg, run_id, customer_id)
             except WarehouseError as e:  # snapshot missing or changed: the lineage is broken, not the service
                 raise HTTPException(409, _one_line(str(e))) from None
-            missing = run_missing({k: _plain(v) for k, v in result.run.items()}, _has_campaigns(wh))
+            missing = run_missing({k: plain(v) for k, v in result.run.items()}, has_campaigns(wh))
         run_row = result.run
         out = []
         for exp in result.explanations:

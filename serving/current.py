@@ -45,9 +45,12 @@ class ServiceBusy(RuntimeError):
     """No scoring run to answer from (yet), or the warehouse cannot be read now; one-line message (HTTP 503)."""
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A warehouse value as JSON-ready Python: None for missing, datetimes, plain numbers."""
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
     try:
         if pd.isna(value):
             return None
@@ -102,7 +105,7 @@ class CurrentRun:
 def _one(table: pa.Table, row: int | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    return {k: _plain(v) for k, v in table.slice(row, 1).to_pylist()[0].items()}
+    return {k: plain(v) for k, v in table.slice(row, 1).to_pylist()[0].items()}
 
 
 def _row_index(table: pa.Table) -> dict[str, int]:
@@ -132,11 +135,16 @@ def load_run(wh: Warehouse, run: dict[str, Any]) -> CurrentRun:
     segments = wh.native_query(f"select * from {sink.SEGMENTS} where run_id = ?", [run_id])
     reasons = wh.native_query(f"select * from {sink.REASONS} where run_id = ? order by customer_id, model, rank",
                               [run_id])
-    campaigns = wh.has("campaigns") and int(wh.query("select count(*) as n from campaigns")["n"][0]) > 0
+    campaigns = has_campaigns(wh)
     scores_t, segments_t, reasons_t = _arrow(scores), _arrow(segments), _arrow(reasons)
     return CurrentRun(run=run, scores=scores_t, segments=segments_t, reasons=reasons_t, has_campaigns=campaigns,
                       loaded_seconds=time.perf_counter() - started, _score_row=_row_index(scores_t),
                       _segment_row=_row_index(segments_t), _reason_span=_spans(reasons_t))
+
+
+def has_campaigns(wh: Warehouse) -> bool:
+    """The warehouse has campaign history (a campaigns table with rows)."""
+    return wh.has("campaigns") and int(wh.query("select count(*) as n from campaigns")["n"][0]) > 0
 
 
 def latest_run(wh: Warehouse) -> dict[str, Any] | None:
@@ -146,7 +154,7 @@ def latest_run(wh: Warehouse) -> dict[str, Any] | None:
     frame = wh.native_query(_LATEST)
     if frame.empty:
         return None
-    return {k: _plain(v) for k, v in frame.iloc[0].to_dict().items()}
+    return {k: plain(v) for k, v in frame.iloc[0].to_dict().items()}
 
 
 _UNFREEZE_AT_EXIT = False
