@@ -31,13 +31,20 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _in_use(path: Path, error: Exception) -> str | None:
+    """'warehouse PATH is in use by another process (PID n), ...' when another process holds the file, else None."""
+    holder = re.search(r"\(PID (\d+)\)", str(error))
+    if not (_is_lock_error(error) and holder):
+        return None
+    return f"warehouse {path} is in use by another process (PID {holder.group(1)}), e.g. a scoring run or training"
+
+
 def _open_error(path: Path, error: Exception) -> str:
     """One line for a DuckDB file that cannot be opened; names the process holding it."""
     text = " ".join(str(error).split())
-    holder = re.search(r"\(PID (\d+)\)", text)
-    if "lock" in text.lower() and holder:
-        return (f"warehouse {path} is in use by another process (PID {holder.group(1)}), e.g. a scoring run "
-                "or training; wait for it to finish (DuckDB allows one writing process per file)")
+    in_use = _in_use(path, error)
+    if in_use is not None:
+        return f"{in_use}; wait for it to finish (DuckDB allows one writing process per file)"
     from propensity.faults import disk_fault
 
     fault = disk_fault(error)  # a read-only mount, a folder this user may not write, a full disk
@@ -130,14 +137,14 @@ class Warehouse:
             try:
                 return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.IOException as e:
-                message = _open_error(self.path, e)
                 if not _is_lock_error(e) or time.monotonic() + pause > deadline:
+                    message = _open_error(self.path, e)
                     if _is_lock_error(e) and self.lock_wait > 0:
                         message += f" (waited {self.lock_wait:g} s: [warehouse] lock_wait_seconds)"
                     raise WarehouseError(message) from None
                 if not told and self._on_wait is not None:
-                    self._on_wait(f"{message.split('; wait')[0]}; waiting up to {self.lock_wait:g} s for it "
-                                  "([warehouse] lock_wait_seconds)")
+                    holder = _in_use(self.path, e) or _open_error(self.path, e)
+                    self._on_wait(f"{holder}; waiting up to {self.lock_wait:g} s for it ([warehouse] lock_wait_seconds)")
                     told = True
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
