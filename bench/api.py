@@ -107,11 +107,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(folder: Path, port: int, log: Path) -> subprocess.Popen:
-    exe = Path(sys.executable).parent / "propensity"
-    cmd = [str(exe), "serve", "--config", str(folder / "propensity.toml"), "--port", str(port),
-           "--token-file", str(folder / "api_tokens.json")]
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=folder)
+def start_server(folder: Path, port: int, log: Path, toml: Path | None = None,
+                 source_root: Path | None = None) -> subprocess.Popen:
+    """`propensity serve` on the project in `folder`, answering /health; from `source_root` when given."""
+    cmd = [sys.executable, "-m", "propensity.cli", "serve", "--config", str(toml or folder / "propensity.toml"),
+           "--port", str(port), "--token-file", str(folder / "api_tokens.json")]
+    env = os.environ if source_root is None else {**os.environ, "PYTHONPATH": str(source_root)}
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=source_root or folder, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -237,22 +239,8 @@ def earlier_version(args: argparse.Namespace, folder: Path, info: dict) -> dict:
     toml = folder / "propensity-earlier.toml"
     toml.write_text(_toml(folder, args.threads).replace("lock_wait_seconds = 120\n", ""))
     port = _free_port()
-    log = folder / "server-earlier.log"
-    cmd = [sys.executable, "-m", "propensity.cli", "serve", "--config", str(toml), "--port", str(port),
-           "--token-file", str(folder / "api_tokens.json")]
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=root, env=env)
+    proc = start_server(folder, port, folder / "server-earlier.log", toml=toml, source_root=root)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if asyncio.run(_once(port, "GET", "/health", {}))[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the earlier version's server did not start; see {log}")
-            time.sleep(0.3)
         rng = random.Random(args.seed + 1)
         load(port, [f"/customers/{rng.choice(info['ids'])}" for _ in range(20)], info["token"], 1)  # warm
         single = load(port, [f"/customers/{rng.choice(info['ids'])}" for _ in range(args.compare_requests // 4)],
