@@ -17,6 +17,13 @@ before the as-of date has age 1):
 - repeat_purchase_days: distinct purchase days after the first (the BTYD "frequency";
   tenure_days is the BTYD "T" and tenure_days - recency_days its "recency", in days).
 - returns_share_<N>d: amount returned / amount bought on lines with age <= N.
+- last_year_purchases / last_year_spend (`[features] horizon_features`): purchases and
+  net spend in the horizon-long window a year before the label window, [as_of - 365,
+  as_of - 365 + horizon), i.e. ages 366 - horizon .. 365; null when the data holds less
+  than 365 days before the as-of (the window would be cut short). With horizon_features
+  the horizon's length is also one of the frequency / monetary / spend windows.
+- cutoff_month, days_to_holiday (`[features] season_features`, `features.season`): the
+  same for every customer of a cutoff.
 - history_days: days from the first transaction line of anyone before the as-of to
   the as-of: how much history the data holds (the same for every customer). Not a
   model feature; reason texts use it to say "in the last 92 days of history" when a
@@ -36,9 +43,14 @@ plain formulation's (features.spark_sql keeps it), bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from propensity.config import FeaturesConfig
 
+from features.season import season_columns
 from features.windows import before_as_of, days_before_as_of
+
+YEAR_DAYS = 365
 
 
 def lines_before_sql() -> str:
@@ -138,8 +150,7 @@ def order_features_sql(cfg: FeaturesConfig) -> str:
     """Recency, frequency, monetary, spend, trend, tenure and returns per customer."""
     n = cfg.frequency_window_days
     t = cfg.trend_window_days
-    # 90 days is also the activity window of the segments, so it is always built.
-    windows = sorted({*cfg.short_windows_days, n, 90})
+    windows = window_days(cfg)
     parts = [
         "min(age) filter (where net > 0) as recency_days",
         "max(age) filter (where net > 0) as tenure_days",
@@ -160,9 +171,48 @@ def order_features_sql(cfg: FeaturesConfig) -> str:
         f"({last_s} - {prior_s}) / nullif({last_s} + {prior_s}, 0) as spend_trend",
         f"{money(f'sum(returned) filter (where age <= {n})')} / nullif({money(f'sum(bought) filter (where age <= {n})')}, 0) as returns_share_{n}d",
     ]
+    if cfg.horizon_features:
+        lo = last_year_first_age(cfg.horizon_days)
+        parts += [
+            f"count(*) filter (where net > 0 and age between {lo} and {YEAR_DAYS}) as last_year_purchases",
+            f"{money(f'coalesce(sum(net) filter (where age between {lo} and {YEAR_DAYS}), 0)')} as last_year_spend",
+        ]
     # distinct categories with a bit of their own (see categories_sql); bit_count is a TINYINT
     parts.append("bit_count(bit_or(category_mask))::bigint as common_categories")
     return "select customer_id,\n  " + ",\n  ".join(parts) + "\nfrom orders group by customer_id"
+
+
+def window_days(cfg: FeaturesConfig) -> list[int]:
+    """The windows of frequency_<N>d, monetary_avg_<N>d and spend_<N>d, shortest first.
+
+    90 days is also the activity window of the segments, so it is always built; with
+    horizon_features, so is the horizon's length.
+    """
+    extra = {cfg.horizon_days} if cfg.horizon_features else set()
+    return sorted({*cfg.short_windows_days, cfg.frequency_window_days, 90, *extra})
+
+
+def last_year_first_age(horizon_days: int) -> int:
+    """The youngest age in the window a year before the label window (ages up to 365)."""
+    return max(1, YEAR_DAYS + 1 - horizon_days)
+
+
+LAST_YEAR_FEATURES = ("last_year_purchases", "last_year_spend")
+
+
+def rfmw_tail_sql(cfg: FeaturesConfig, as_of: str, days: Callable[[str, str], str]) -> str:
+    """The select items after history_days in the `rfmw` step: last-year and season columns.
+
+    Args:
+        cfg: which of them are built.
+        as_of: the as-of date as an SQL DATE expression.
+        days: the engine's whole days from one date expression to another.
+    """
+    items = []
+    if cfg.horizon_features:
+        items += [f"case when h.history_days >= {YEAR_DAYS} then o.{c} end as {c}" for c in LAST_YEAR_FEATURES]
+    items += [f"{expr} as {name}" for name, expr in season_columns(cfg, as_of, days)]
+    return "".join(f",\n                   {item}" for item in items)
 
 
 def rfmw_ctes(cfg: FeaturesConfig) -> list[tuple[str, str]]:
@@ -171,6 +221,8 @@ def rfmw_ctes(cfg: FeaturesConfig) -> list[tuple[str, str]]:
     Every customer with a line before the as-of has an order, so `order_features` holds
     exactly those customers; the first line's day is the first order's day.
     """
+    last_year = "".join(f", {c}" for c in LAST_YEAR_FEATURES) if cfg.horizon_features else ""
+    tail = rfmw_tail_sql(cfg, "$as_of::date", lambda a, b: f"date_diff('day', {a}, {b})")
     return [
         ("lines_before", lines_before_sql()),
         ("categories", categories_sql()),
@@ -181,13 +233,13 @@ def rfmw_ctes(cfg: FeaturesConfig) -> list[tuple[str, str]]:
         ("gaps", gaps_sql()),
         (
             "rfmw",
-            """
-            select o.customer_id, o.* exclude (customer_id, common_categories),
+            f"""
+            select o.customer_id, o.* exclude (customer_id, common_categories{last_year}),
                    coalesce(o.common_categories, 0) + coalesce(r.rare_categories, 0) as width_categories,
                    g.gap_mean_days, g.gap_median_days, g.gap_std_days,
                    coalesce(g.repeat_purchase_days, 0) as repeat_purchase_days,
                    o.recency_days / g.gap_median_days as overdue_ratio,
-                   h.history_days
+                   h.history_days{tail}
             from order_features o
             cross join (select max(age) as history_days from orders) h
             left join rare_categories r using (customer_id)

@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING
 from features.attributes import attribute_columns, feature_name
 from features.load import WarehouseError
 from features.needs import LATEST_ORDER, needs_count_columns
+from features.rfmw import LAST_YEAR_FEATURES, YEAR_DAYS, last_year_first_age, rfmw_tail_sql, window_days
+from features.season import season_columns
 from features.schema import TABLES
 from features.segments import tier_columns_sql
 from features.snapshots import LABEL_COLUMNS, SEGMENT_COLUMNS
@@ -240,7 +242,7 @@ def order_feature_columns(cfg: FeaturesConfig) -> list[tuple[str, str]]:
     """(name, SQL aggregate) per order feature, in the order of `features.rfmw`."""
     n = cfg.frequency_window_days
     t = cfg.trend_window_days
-    windows = sorted({*cfg.short_windows_days, n, 90})  # 90: the segments' activity window
+    windows = window_days(cfg)
     cols = [
         ("recency_days", "min(age) filter (where net > 0)"),
         ("tenure_days", "max(age) filter (where net > 0)"),
@@ -264,7 +266,23 @@ def order_feature_columns(cfg: FeaturesConfig) -> list[tuple[str, str]]:
         ("spend_trend", f"({last_s} - {prior_s}) / nullif({last_s} + {prior_s}, 0)"),
         (f"returns_share_{n}d", f"{returned} / nullif({bought_amount}, 0)"),
     ]
+    if cfg.horizon_features:
+        lo = last_year_first_age(cfg.horizon_days)
+        cols += [
+            ("last_year_purchases", f"count(*) filter (where net > 0 and age between {lo} and {YEAR_DAYS})"),
+            ("last_year_spend", money(f"coalesce(sum(net) filter (where age between {lo} and {YEAR_DAYS}), 0)")),
+        ]
     return cols
+
+
+def _tail_columns(cfg: FeaturesConfig) -> list[str]:
+    """Columns after history_days in `rfmw`: last-year, then season (`features.rfmw.rfmw_tail_sql`)."""
+    last_year = list(LAST_YEAR_FEATURES) if cfg.horizon_features else []
+    return last_year + [name for name, _ in season_columns(cfg, "as_of", _spark_days)]
+
+
+def _spark_days(start: str, end: str) -> str:
+    return f"cast(datediff({end}, {start}) as bigint)"
 
 
 RFMW_TAIL_COLUMNS = (
@@ -275,7 +293,8 @@ RFMW_TAIL_COLUMNS = (
 
 def rfmw_columns(cfg: FeaturesConfig) -> list[str]:
     """Columns of the `rfmw` step after customer_id."""
-    return [name for name, _ in order_feature_columns(cfg)] + list(RFMW_TAIL_COLUMNS)
+    return [name for name, _ in order_feature_columns(cfg) if name not in LAST_YEAR_FEATURES] + \
+        list(RFMW_TAIL_COLUMNS) + _tail_columns(cfg)
 
 
 def order_features_sql(cfg: FeaturesConfig) -> str:
@@ -286,7 +305,8 @@ def order_features_sql(cfg: FeaturesConfig) -> str:
 
 def rfmw_ctes(cfg: FeaturesConfig, as_of: date) -> list[tuple[str, str]]:
     """Named SQL steps that end in `rfmw`: one row per customer with lines before as-of."""
-    order_cols = ", ".join(f"o.{name}" for name, _ in order_feature_columns(cfg))
+    order_cols = ", ".join(f"o.{name}" for name, _ in order_feature_columns(cfg) if name not in LAST_YEAR_FEATURES)
+    tail = rfmw_tail_sql(cfg, _date(as_of), _spark_days)
     return [
         ("lines_before", lines_before_sql(as_of)),
         ("orders", orders_sql(as_of)),
@@ -301,7 +321,7 @@ def rfmw_ctes(cfg: FeaturesConfig, as_of: date) -> list[tuple[str, str]]:
                    g.gap_mean_days, g.gap_median_days, g.gap_std_days,
                    coalesce(g.repeat_purchase_days, 0) as repeat_purchase_days,
                    o.recency_days / nullif(g.gap_median_days, 0) as overdue_ratio,
-                   h.history_days
+                   h.history_days{tail}
             from (select distinct customer_id from lines_before) c
             cross join (select {days_before_as_of('cast(min(ts) as date)', as_of)} as history_days
                         from lines_before) h

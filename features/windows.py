@@ -57,6 +57,11 @@ def snapshot_cutoffs(
 ) -> list[date]:
     """The `count` latest as-of dates, `step_days` apart, whose label windows are complete.
 
+    The latest is the out-of-time cutoff. With a step shorter than the horizon, the
+    earlier cutoffs whose label window would reach past it are left out (their labels
+    would overlap the out-of-time period), so fewer than `count` come back: horizon 90,
+    step 30, count 8 gives the latest and the five from 90 to 210 days before it.
+
     Args:
         data_end: the first date after the data (exclusive end).
         horizon_days: label window length.
@@ -71,6 +76,7 @@ def snapshot_cutoffs(
     """
     latest = data_end - timedelta(days=horizon_days)
     cutoffs = [latest - timedelta(days=step_days * i) for i in reversed(range(count))]
+    cutoffs = [c for c in cutoffs if c == latest or c + timedelta(days=horizon_days) <= latest]
     if data_start is not None:
         cutoffs = [c for c in cutoffs if (c - data_start).days >= min_history_days]
     return cutoffs

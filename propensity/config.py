@@ -187,9 +187,38 @@ class FeaturesConfig(_Section):
     # A training cutoff needs at least this many days of data before it; earlier cutoffs
     # of the schedule are left out (a short history gets fewer cutoffs, not empty features).
     min_history_days: Days = 60
+    # Horizon-aware features: purchases and spend in a window as long as the horizon, and
+    # in the same horizon-long window a year before the cutoff (`features.rfmw`).
+    horizon_features: Annotated[bool, Strict()] = True
+    # Season of the cutoff: its month and, with `holidays`, the days to the next holiday.
+    season_features: Annotated[bool, Strict()] = False
+    # Known holidays of the data: "MM-DD" (every year) or "YYYY-MM-DD" (once).
+    holidays: tuple[str, ...] = ()
     output_dir: str = "out"
 
     _output_dir = field_validator("output_dir")(_not_blank)
+
+    @field_validator("holidays")
+    @classmethod
+    def _holiday_dates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for day in v:
+            holiday_parts(day)
+        return v
+
+
+def holiday_parts(day: str) -> tuple[int | None, int, int]:
+    """(year or None for every year, month, day) of a `holidays` entry; ValueError says what is wrong."""
+    from datetime import date
+
+    m = re.fullmatch(r"(?:(\d{4})-)?(\d{2})-(\d{2})", day)
+    if m is None:
+        raise ValueError(f"holiday {day!r} is not MM-DD or YYYY-MM-DD")
+    year, month, dom = (int(m.group(1)) if m.group(1) else None), int(m.group(2)), int(m.group(3))
+    try:
+        date(year or 2001, month, dom)  # 2001: not a leap year, so 02-29 every year is refused
+    except ValueError:
+        raise ValueError(f"holiday {day!r} is not a date" + ("" if year else " in every year")) from None
+    return year, month, dom
 
 
 class LightgbmConfig(_Section):
@@ -563,11 +592,20 @@ trend_window_days = 90
 # Labels look this many days ahead of the as-of date: [as_of, as_of + horizon).
 horizon_days = 90
 # Training snapshots: this many cutoffs, this many days apart, ending at the latest
-# cutoff whose label window is complete.
+# cutoff whose label window is complete. A step shorter than the horizon gives more
+# training cutoffs from the same history; those whose labels would overlap the latest
+# (out-of-time) cutoff's are left out.
 snapshot_step_days = 91
 snapshot_count = 4
 # Cutoffs with fewer days of data before them than this are left out of training.
 min_history_days = 60
+# Purchases and spend in a window as long as the horizon, and in the same window a year
+# before the cutoff (null when the data holds less than a year).
+horizon_features = true
+# The cutoff's month and, with holidays, days to the next one (off: measured in
+# bench/results/quality.md).
+season_features = false
+# holidays = ["12-25", "2011-11-25"]  # MM-DD every year, or one date
 # Where `propensity features build` writes its Parquet files.
 output_dir = "out"
 

@@ -41,6 +41,9 @@ def reference_features(
     short_windows: tuple[int, ...] = (30, 90),
     trend: int = 90,
     horizon: int = 90,
+    horizon_features: bool = True,
+    season: bool = False,
+    holidays: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Features and labels as of `as_of`, one row per customer, sorted by id."""
     cut = pd.Timestamp(as_of)
@@ -58,7 +61,9 @@ def reference_features(
     orders["age"] = (cut - orders["day"]).dt.days
 
     rows = []
-    windows = sorted({*short_windows, window, 90})
+    windows = sorted({*short_windows, window, 90, *([horizon] if horizon_features else [])})
+    # the same horizon-long window one year (365 days) before the label window
+    year_ago_start, year_ago_end = cut - pd.Timedelta(days=365), cut - pd.Timedelta(days=365 - horizon)
     for cid, o in orders.groupby("customer_id"):
         p = o[o["net"] > 0]
         row: dict[str, object] = {"customer_id": cid}
@@ -86,11 +91,31 @@ def reference_features(
         row["gap_std_days"] = round(gaps.std(ddof=1), 9) if len(gaps) > 1 else np.nan
         row["repeat_purchase_days"] = len(gaps)
         row["overdue_ratio"] = row["recency_days"] / row["gap_median_days"] if len(gaps) else np.nan
+        if horizon_features:
+            in_year_ago = (o["day"] >= year_ago_start) & (o["day"] < min(year_ago_end, cut))
+            row["last_year_purchases"] = int((in_year_ago & (o["net"] > 0)).sum())
+            row["last_year_spend"] = round(o.loc[in_year_ago, "net"].sum(), 6)
         rows.append(row)
     out = pd.DataFrame(rows)
     width = tx[tx["amount"] > 0].groupby("customer_id")["category"].nunique()
     out["width_categories"] = out["customer_id"].map(width).fillna(0).astype("int64")
     out["history_days"] = (cut - tx["ts"].min().normalize()).days  # the same for every customer
+    if horizon_features and out["history_days"].iloc[0] < 365:  # the year-ago window is not all in the data
+        out["last_year_purchases"] = np.nan
+        out["last_year_spend"] = np.nan
+    if season:
+        out["cutoff_month"] = as_of.month
+        if holidays:
+            ahead = []
+            for h in holidays:
+                parts = [int(x) for x in h.split("-")]
+                if len(parts) == 3:
+                    ahead.append(date(*parts))
+                else:
+                    for year in (as_of.year, as_of.year + 1):
+                        ahead.append(date(year, *parts))
+            ahead = [d for d in ahead if d >= as_of]
+            out["days_to_holiday"] = (min(ahead) - as_of).days if ahead else np.nan
 
     # needs evaluations
     if needs is not None and len(needs):

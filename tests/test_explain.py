@@ -375,7 +375,8 @@ NUMERIC_FEATURES = [
     "recency_days", "overdue_ratio", "gap_median_days", "gap_mean_days", "gap_std_days", "tenure_days",
     "purchases_total", "repeat_purchase_days", "frequency_30d", "frequency_365d", "monetary_avg_90d",
     "monetary_avg_365d", "spend_30d", "spend_365d", "frequency_trend", "spend_trend", "returns_share_365d",
-    "width_categories", "needs_evaluations_total", "needs_open_pains", "needs_complaints_365d",
+    "width_categories", "last_year_purchases", "last_year_spend", "cutoff_month", "days_to_holiday",
+    "needs_evaluations_total", "needs_open_pains", "needs_complaints_365d",
     "needs_complaints_total", "needs_days_since_evaluation", "needs_latest_urgency", "needs_latest_importance",
     "needs_latest_solution_fit", "needs_mean_solution_fit", "needs_other_score", "loyalty_points", "attr_score",
 ]

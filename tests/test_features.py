@@ -107,6 +107,38 @@ def test_boundary_rows_hand_computed(warehouse: Warehouse) -> None:
     assert b["label_purchases"] == 1 and b["label_value"] == 7 and b["label_churn"] == 0
 
 
+def test_horizon_and_season_features_hand_computed(warehouse: Warehouse) -> None:
+    load(warehouse, transactions=BOUNDARY)
+    f = build_features(warehouse, AS_OF, CFG).set_index("customer_id")
+    # horizon 90: the year-ago window is ages 276..365 (2023-07-02 .. 2023-09-29): a2 only
+    assert f.loc["a", "last_year_purchases"] == 1 and f.loc["a", "last_year_spend"] == 20.0
+    assert f.loc["b", "last_year_purchases"] == 0 and f.loc["b", "last_year_spend"] == 0.0
+    assert "cutoff_month" not in f.columns  # season features are off by default
+
+    cfg = FeaturesConfig(horizon_days=60, season_features=True, holidays=("12-25", "2024-07-04", "2023-01-01"))
+    f = build_features(warehouse, AS_OF, cfg).set_index("customer_id")
+    assert f.loc["a", "frequency_60d"] == 3 and f.loc["a", "spend_60d"] == 105.0  # a3 (31), a4 (30), a5 (1)
+    assert f.loc["a", "monetary_avg_60d"] == 35.0
+    assert f.loc["a", "last_year_purchases"] == 1  # ages 306..365: a2
+    assert f["cutoff_month"].tolist() == [7, 7]
+    assert f["days_to_holiday"].tolist() == [3, 3]  # 2024-07-04; 2023-01-01 is past, 12-25 is 177 days off
+    assert build_features(warehouse, date(2024, 7, 5), cfg)["days_to_holiday"].iloc[0] == 173  # 2024-12-25
+    none_ahead = FeaturesConfig(season_features=True, holidays=("2023-01-01",))
+    assert build_features(warehouse, AS_OF, none_ahead)["days_to_holiday"].isna().all()
+
+    # less than a year of data before the as-of: the year-ago window is not all there
+    load(warehouse, transactions=BOUNDARY[BOUNDARY["customer_id"] == "b"])
+    f = build_features(warehouse, AS_OF, CFG)
+    assert f["history_days"].iloc[0] == 122
+    assert f["last_year_purchases"].isna().all() and f["last_year_spend"].isna().all()
+
+
+@pytest.mark.parametrize("holiday", ["13-01", "02-29", "2024-02-30", "Dec 25", "12/25"])
+def test_holidays_config_refused(holiday: str) -> None:
+    with pytest.raises(ValueError, match="holiday"):
+        FeaturesConfig(holidays=(holiday,))
+
+
 def test_label_window_excludes_horizon_end(warehouse: Warehouse) -> None:
     only_end = tx_frame([
         ("b", "b1", "2024-03-01 10:00", 60, "x"),
@@ -260,6 +292,23 @@ def test_sql_equals_pandas_reference(tmp_path, seed: int, as_of: date) -> None:
     assert_same(sql, ref)
 
 
+@pytest.mark.parametrize("horizon", [45, 400])
+@pytest.mark.parametrize("as_of", [date(2023, 3, 15), date(2024, 6, 30)])
+def test_sql_equals_pandas_reference_horizon_and_season(tmp_path, horizon: int, as_of: date) -> None:
+    """Another horizon (its window and the year-ago window move with it) and the season features."""
+    cfg = FeaturesConfig(horizon_days=horizon, snapshot_step_days=max(horizon, 91), season_features=True,
+                         holidays=("12-25", "03-20", "2024-07-04"))
+    world = random_world(4)
+    with Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as wh:
+        load(wh, **world)
+        sql = build_features(wh, as_of, cfg)
+    ref = reference_features(world["transactions"], as_of, needs=world["needs_evaluations"],
+                             customers=world["customers"], contacts=world["contacts"], horizon=horizon,
+                             season=True, holidays=cfg.holidays)
+    assert set(sql.columns) - {"as_of"} == set(ref.columns)
+    assert_same(sql, ref)
+
+
 def test_sql_equals_pandas_reference_with_many_categories(tmp_path) -> None:
     """150 categories, most customers buying common and rare ones: the width's two paths."""
     world = random_world(5)
@@ -311,14 +360,22 @@ def test_rows_on_or_after_as_of_never_change_features(tmp_path_factory, n, offse
     pd.testing.assert_frame_equal(before, after)
 
 
+def test_snapshot_cutoffs_step_shorter_than_horizon() -> None:
+    end = date(2024, 12, 31)  # exclusive: the latest cutoff is 90 days before, 2024-10-02
+    got = snapshot_cutoffs(end, 90, 30, 8)
+    assert got == [date(2024, 3, 6), date(2024, 4, 5), date(2024, 5, 5), date(2024, 6, 4), date(2024, 7, 4),
+                   date(2024, 10, 2)]  # 2024-08-03 and 2024-09-02 label into the latest one's window
+    assert snapshot_cutoffs(end, 90, 91, 3) == [date(2024, 4, 3), date(2024, 7, 3), date(2024, 10, 2)]
+
+
 def test_snapshots_stack_labelled_cutoffs(warehouse: Warehouse) -> None:
     world = random_world(4)
     load(warehouse, **world)
-    cfg = FeaturesConfig(snapshot_count=3, snapshot_step_days=60)
+    cfg = FeaturesConfig(snapshot_count=3, snapshot_step_days=91)
     snaps = build_snapshots(warehouse, cfg)
     cutoffs = sorted(snaps["as_of"].dt.date.unique())
     end = (world["transactions"]["ts"].max().normalize() + pd.Timedelta(days=1)).date()
-    assert cutoffs == snapshot_cutoffs(end, 90, 60, 3)
+    assert cutoffs == snapshot_cutoffs(end, 90, 91, 3) and len(cutoffs) == 3
     assert all(Cutoff(c, 90).labels_complete(end) for c in cutoffs)
     assert not Cutoff(cutoffs[-1] + pd.Timedelta(days=1).to_pytimedelta(), 90).labels_complete(end)
     for c in cutoffs:

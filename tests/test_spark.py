@@ -150,13 +150,19 @@ def _assert_same_features(duck: pd.DataFrame, spark_frame) -> None:
 @pytest.mark.parametrize("as_of", [AS_OF, EARLY], ids=["scoring-date", "early"])
 def test_features_equal_duckdb(world, spark, as_of: date) -> None:
     cfg, wh = world["cfg"], world["wh"]
-    duck = build_features(wh, as_of, cfg.features, with_labels=False)
+    fcfg = cfg.features
+    if as_of == EARLY:  # another horizon, and the season features with holidays of both kinds
+        fcfg = fcfg.model_copy(update={"horizon_days": 45, "season_features": True,
+                                       "holidays": ("12-25", "03-01", "2031-01-01")})
+    duck = build_features(wh, as_of, fcfg, with_labels=False)
+    if as_of == EARLY:
+        assert {"frequency_45d", "cutoff_month", "days_to_holiday"} <= set(duck.columns)
     evaluated = duck["needs_evaluations_total"] > 0
     assert 0 < evaluated.sum() < len(duck)  # both kinds of customer are compared
     assert duck["needs_latest_level"].notna().sum() == evaluated.sum()
     assert duck["attr_region"].notna().all() and duck["gap_median_days"].isna().any()
     assert set(SEGMENT_COLUMNS) <= set(duck.columns)
-    frame = spark_sql.features_from_parquet(spark, world["parquet"], as_of, cfg.features, with_labels=False)
+    frame = spark_sql.features_from_parquet(spark, world["parquet"], as_of, fcfg, with_labels=False)
     _assert_same_features(duck, frame)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import lightgbm as lgb
@@ -62,9 +62,18 @@ def test_out_of_time_split(project) -> None:
     assert tune_mask(ids, 0.5).tolist() == tune_mask(ids.copy(), 0.5).tolist()
 
 
-def test_step_shorter_than_horizon_is_refused(project) -> None:
-    with pytest.raises(TrainingDataError, match="snapshot_step_days"):
-        training_data("churn", project["wh"], FeaturesConfig(snapshot_step_days=30), 0.5)
+def test_step_shorter_than_horizon_leaves_out_overlapping_cutoffs(project) -> None:
+    data = training_data("churn", project["wh"], FeaturesConfig(snapshot_step_days=30, snapshot_count=8), 0.5)
+    oot = data.oot_cutoff
+    # cutoffs 30 and 60 days before the out-of-time one would see labels after it
+    assert [(oot - c).days for c in data.train_cutoffs] == [210, 180, 150, 120, 90]
+    assert len(data.train) == sum(len(data.train[data.train["as_of"] == pd.Timestamp(c)]) for c in data.train_cutoffs)
+    # snapshots made elsewhere with such a cutoff are refused in one line
+    from features.snapshots import build_snapshots
+
+    snaps = build_snapshots(project["wh"], FeaturesConfig(), cutoffs=[oot - timedelta(days=30), oot])
+    with pytest.raises(TrainingDataError, match="reach past the out-of-time cutoff"):
+        training_data("churn", project["wh"], FeaturesConfig(), 0.5, snapshots=snaps)
 
 
 @pytest.mark.parametrize("name", ["churn", "response"])

@@ -2,8 +2,9 @@
 
 Churn and value: features and labels at `snapshot_count` cutoffs `snapshot_step_days`
 apart; the latest cutoff whose label window is complete is the out-of-time (OOT) set,
-the earlier ones are the training set. The step must be at least the horizon, so no
-training label looks past the OOT cutoff.
+the earlier ones are the training set. No training label looks past the OOT cutoff:
+with a step shorter than the horizon (more cutoffs from the same history), the cutoffs
+whose label window would reach past it are left out (`features.windows.snapshot_cutoffs`).
 
 Response: one row per treatment contact, with features as of the campaign's start;
 the latest campaign whose window has ended is the OOT set.
@@ -113,11 +114,6 @@ def churn_value_data(
     """
     if fcfg.snapshot_count < 2:
         raise TrainingDataError("[features] snapshot_count must be at least 2: one to train on, one out of time")
-    if fcfg.snapshot_step_days < fcfg.horizon_days:
-        raise TrainingDataError(
-            f"[features] snapshot_step_days ({fcfg.snapshot_step_days}) must be >= horizon_days "
-            f"({fcfg.horizon_days}), or training labels would overlap the out-of-time cutoff"
-        )
     if snapshots is None:
         try:
             snapshots = build_snapshots(warehouse, fcfg, progress=progress)
@@ -125,6 +121,12 @@ def churn_value_data(
             raise TrainingDataError(str(e)) from None
     cutoffs = sorted(snapshots["as_of"].unique())
     oot = pd.Timestamp(cutoffs[-1])
+    reaching = [c for c in cutoffs[:-1] if pd.Timestamp(c) + pd.Timedelta(days=fcfg.horizon_days) > oot]
+    if reaching:  # snapshots given by the caller: the schedule above never makes these
+        raise TrainingDataError(
+            f"the label windows of {len(reaching)} training cutoff(s) (from {pd.Timestamp(reaching[0]).date()}) "
+            f"reach past the out-of-time cutoff {oot.date()}; leave them out or shorten horizon_days"
+        )
     frame, btyd_notes = with_btyd_features(snapshots, fcfg)
     target = TARGETS[model]
     if model == "value":

@@ -282,6 +282,11 @@ def _trend(v: Any, what: str) -> str:
     return f"{what} {word} (trend {x:+.2f} on a scale of -1 to 1)"
 
 
+# last_year_*: the horizon-long window a year before the prediction's (features.rfmw)
+_YEAR_AGO = "in the same weeks a year earlier"
+_NO_YEAR = "Less than a year of history, so no same weeks a year earlier"
+
+
 def _describe(feature: str, row: Mapping[str, Any]) -> str | None:
     """The context part of a sentence, or None for the generic template."""
     v = row.get(feature)
@@ -331,6 +336,10 @@ def _describe(feature: str, row: Mapping[str, Any]) -> str | None:
         return f"Returned {float(v):.0%} of the amount bought {_period(feature, row)}"
     if feature == "width_categories":
         return f"Bought from {_plural(0 if missing else v, 'category', 'categories')}"
+    if feature == "last_year_purchases":
+        return _NO_YEAR if missing else f"{_plural(v, 'purchase')} {_YEAR_AGO}"
+    if feature == "last_year_spend":
+        return _NO_YEAR if missing else f"Spent {_money(v)} {_YEAR_AGO}"
     if feature.startswith("needs_"):
         return _describe_needs(feature, row, v, missing)
     if feature == "campaign_kind":
@@ -709,6 +718,10 @@ def _describe_many(feature: str, col: Callable[[str], _Values], generic: Callabl
                    _join("Returned ", _shares(v.as_numbers()), " of the amount bought ", period))
     if feature == "width_categories":
         return _join("Bought from ", _plurals(v.as_numbers(), "category", "categories"))
+    if feature == "last_year_purchases":
+        return _if(miss, _NO_YEAR, _join(_plurals(v.as_numbers(), "purchase"), f" {_YEAR_AGO}"))
+    if feature == "last_year_spend":
+        return _if(miss, _NO_YEAR, _join("Spent ", _moneys(v.as_numbers()), f" {_YEAR_AGO}"))
     if feature.startswith("needs_"):
         return _describe_needs_many(feature, col, v, generic)
     if feature == "campaign_kind":

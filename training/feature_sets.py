@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from features.btyd import BTYD_FEATURES
+from features.rfmw import LAST_YEAR_FEATURES
+from features.season import SEASON_FEATURES
 
 if TYPE_CHECKING:  # models imports this module
     from training.models import LgbmModel
@@ -78,12 +80,18 @@ def btyd_features(frame: pd.DataFrame) -> list[str]:
     return [c for c in BTYD_FEATURES if c in frame.columns]
 
 
+# Built only with `[features] horizon_features` / `season_features` (features.rfmw,
+# features.season): used when the frame has them.
+OPTIONAL_NUMERIC: tuple[str, ...] = (*LAST_YEAR_FEATURES, *SEASON_FEATURES)
+
+
 def feature_lists(model: str, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(numeric, categorical) feature names for `model` on this frame (windows as the frame was built)."""
     categorical = list(CATEGORICAL) + attribute_features(frame)
     if model == "response":
         categorical += list(RESPONSE_EXTRA_CATEGORICAL)
-    return list(NUMERIC) + window_features(frame) + btyd_features(frame), categorical
+    optional = [c for c in OPTIONAL_NUMERIC if c in frame.columns]
+    return list(NUMERIC) + window_features(frame) + optional + btyd_features(frame), categorical
 
 
 def default_campaign_kind(model: LgbmModel) -> str | None:
