@@ -65,8 +65,11 @@ class CutoffError(ValueError):
     """The data's span cannot hold the configured training cutoffs; the message names the setting."""
 
 
-def training_cutoffs(warehouse: Warehouse, cfg: FeaturesConfig, least: int = 2) -> list[date]:
+def training_cutoffs(warehouse: Warehouse, cfg: FeaturesConfig, least: int = 2, purge: bool = True) -> list[date]:
     """The snapshot schedule cut to the data's span: only cutoffs with `min_history_days` of data.
+
+    With `purge` (training), cutoffs whose labels overlap the latest one's are left out
+    (`features.windows.snapshot_cutoffs`).
 
     Raises:
         CutoffError: fewer than `least` cutoffs fit (one to train on, one out of time); the
@@ -74,18 +77,25 @@ def training_cutoffs(warehouse: Warehouse, cfg: FeaturesConfig, least: int = 2) 
     """
     start, end = data_span(warehouse)
     cutoffs = snapshot_cutoffs(end, cfg.horizon_days, cfg.snapshot_step_days, cfg.snapshot_count,
-                               data_start=start, min_history_days=cfg.min_history_days)
+                               data_start=start, min_history_days=cfg.min_history_days, purge=purge)
     if len(cutoffs) >= least:
         return cutoffs
     span = (end - start).days
-    needed = cfg.min_history_days + cfg.horizon_days + (least - 1) * cfg.snapshot_step_days
+    step = cfg.snapshot_step_days
+    # the training cutoff nearest the latest is a whole number of steps before it, and (purged)
+    # at least a horizon before it
+    first_gap = -(-cfg.horizon_days // step) * step if purge else step
+    needed = cfg.min_history_days + cfg.horizon_days + (first_gap + (least - 2) * step if least > 1 else 0)
     fits = (span - cfg.min_history_days) // least  # horizon = step = this would fit
     hint = (f"set [features] horizon_days and snapshot_step_days to {fits} or less (or lower min_history_days)"
             if fits >= 7 else "import a longer history")
+    gap_text = (f" + {first_gap} days from the latest cutoff back to the one before it (snapshot_step_days {step}, "
+                f"at least a horizon when shorter)" if first_gap != step else f" + snapshot_step_days {step}")
     raise CutoffError(
         f"the data spans {span} days ({start}..{end - timedelta(days=1)}) but {least} training cutoff{'s need' if least > 1 else ' needs'} "
         f"{needed} (min_history_days {cfg.min_history_days} + horizon_days {cfg.horizon_days}"
-        + (f" + snapshot_step_days {cfg.snapshot_step_days}" if least > 1 else "") + f"); {hint}"
+        + (gap_text if least > 1 else "")
+        + (f" + {least - 2} x snapshot_step_days" if least > 2 else "") + f"); {hint}"
     )
 
 

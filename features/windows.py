@@ -53,14 +53,15 @@ def days_before_as_of(day_column: str) -> str:
 
 def snapshot_cutoffs(
     data_end: date, horizon_days: int, step_days: int, count: int,
-    data_start: date | None = None, min_history_days: int = 0,
+    data_start: date | None = None, min_history_days: int = 0, purge: bool = True,
 ) -> list[date]:
     """The `count` latest as-of dates, `step_days` apart, whose label windows are complete.
 
-    The latest is the out-of-time cutoff. With a step shorter than the horizon, the
-    earlier cutoffs whose label window would reach past it are left out (their labels
-    would overlap the out-of-time period), so fewer than `count` come back: horizon 90,
-    step 30, count 8 gives the latest and the five from 90 to 210 days before it.
+    For training, the latest is the out-of-time cutoff. With a step shorter than the
+    horizon and `purge`, the earlier cutoffs whose label window would reach past it are
+    left out (their labels would overlap the out-of-time period), so fewer than `count`
+    come back: horizon 90, step 30, count 8 gives the latest and the five from 90 to 210
+    days before it.
 
     Args:
         data_end: the first date after the data (exclusive end).
@@ -70,13 +71,15 @@ def snapshot_cutoffs(
         data_start: the date of the first row; with it, cutoffs that would see fewer than
             `min_history_days` days of data are left out (so fewer than `count` may come back).
         min_history_days: the least history a cutoff must have.
+        purge: leave out the cutoffs whose labels overlap the latest one's (see above).
 
     Returns:
         As-of dates, oldest first.
     """
     latest = data_end - timedelta(days=horizon_days)
     cutoffs = [latest - timedelta(days=step_days * i) for i in reversed(range(count))]
-    cutoffs = [c for c in cutoffs if c == latest or c + timedelta(days=horizon_days) <= latest]
+    if purge:
+        cutoffs = [c for c in cutoffs if c == latest or c + timedelta(days=horizon_days) <= latest]
     if data_start is not None:
         cutoffs = [c for c in cutoffs if (c - data_start).days >= min_history_days]
     return cutoffs

@@ -259,7 +259,7 @@ def features_snapshots(
     )
     target = out or Path(fcfg.output_dir) / "snapshots.parquet"
     with _open_warehouse(cfg, read_only=True) as wh, Progress() as progress:
-        cutoffs = training_cutoffs(wh, fcfg, least=1)
+        cutoffs = training_cutoffs(wh, fcfg, least=1, purge=False)  # every cutoff asked for
         number = {c: i for i, c in enumerate(cutoffs, 1)}
         frame = build_snapshots(wh, fcfg, cutoffs,
                                 progress=lambda c: progress.say(f"as of {c} ({number[c]} of {len(cutoffs)})"))

@@ -41,7 +41,7 @@ def reference_features(
     short_windows: tuple[int, ...] = (30, 90),
     trend: int = 90,
     horizon: int = 90,
-    horizon_features: bool = True,
+    horizon_features: bool = False,
     season: bool = False,
     holidays: tuple[str, ...] = (),
 ) -> pd.DataFrame:

@@ -109,13 +109,16 @@ def test_boundary_rows_hand_computed(warehouse: Warehouse) -> None:
 
 def test_horizon_and_season_features_hand_computed(warehouse: Warehouse) -> None:
     load(warehouse, transactions=BOUNDARY)
-    f = build_features(warehouse, AS_OF, CFG).set_index("customer_id")
+    assert "last_year_purchases" not in build_features(warehouse, AS_OF, CFG).columns  # off by default
+    on = FeaturesConfig(horizon_features=True)
+    f = build_features(warehouse, AS_OF, on).set_index("customer_id")
     # horizon 90: the year-ago window is ages 276..365 (2023-07-02 .. 2023-09-29): a2 only
     assert f.loc["a", "last_year_purchases"] == 1 and f.loc["a", "last_year_spend"] == 20.0
     assert f.loc["b", "last_year_purchases"] == 0 and f.loc["b", "last_year_spend"] == 0.0
     assert "cutoff_month" not in f.columns  # season features are off by default
 
-    cfg = FeaturesConfig(horizon_days=60, season_features=True, holidays=("12-25", "2024-07-04", "2023-01-01"))
+    cfg = FeaturesConfig(horizon_days=60, horizon_features=True, season_features=True,
+                         holidays=("12-25", "2024-07-04", "2023-01-01"))
     f = build_features(warehouse, AS_OF, cfg).set_index("customer_id")
     assert f.loc["a", "frequency_60d"] == 3 and f.loc["a", "spend_60d"] == 105.0  # a3 (31), a4 (30), a5 (1)
     assert f.loc["a", "monetary_avg_60d"] == 35.0
@@ -128,7 +131,7 @@ def test_horizon_and_season_features_hand_computed(warehouse: Warehouse) -> None
 
     # less than a year of data before the as-of: the year-ago window is not all there
     load(warehouse, transactions=BOUNDARY[BOUNDARY["customer_id"] == "b"])
-    f = build_features(warehouse, AS_OF, CFG)
+    f = build_features(warehouse, AS_OF, on)
     assert f["history_days"].iloc[0] == 122
     assert f["last_year_purchases"].isna().all() and f["last_year_spend"].isna().all()
 
@@ -296,7 +299,7 @@ def test_sql_equals_pandas_reference(tmp_path, seed: int, as_of: date) -> None:
 @pytest.mark.parametrize("as_of", [date(2023, 3, 15), date(2024, 6, 30)])
 def test_sql_equals_pandas_reference_horizon_and_season(tmp_path, horizon: int, as_of: date) -> None:
     """Another horizon (its window and the year-ago window move with it) and the season features."""
-    cfg = FeaturesConfig(horizon_days=horizon, snapshot_step_days=max(horizon, 91), season_features=True,
+    cfg = FeaturesConfig(horizon_days=horizon, horizon_features=True, season_features=True,
                          holidays=("12-25", "03-20", "2024-07-04"))
     world = random_world(4)
     with Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as wh:
@@ -304,7 +307,7 @@ def test_sql_equals_pandas_reference_horizon_and_season(tmp_path, horizon: int, 
         sql = build_features(wh, as_of, cfg)
     ref = reference_features(world["transactions"], as_of, needs=world["needs_evaluations"],
                              customers=world["customers"], contacts=world["contacts"], horizon=horizon,
-                             season=True, holidays=cfg.holidays)
+                             horizon_features=True, season=True, holidays=cfg.holidays)
     assert set(sql.columns) - {"as_of"} == set(ref.columns)
     assert_same(sql, ref)
 
@@ -366,6 +369,7 @@ def test_snapshot_cutoffs_step_shorter_than_horizon() -> None:
     assert got == [date(2024, 3, 6), date(2024, 4, 5), date(2024, 5, 5), date(2024, 6, 4), date(2024, 7, 4),
                    date(2024, 10, 2)]  # 2024-08-03 and 2024-09-02 label into the latest one's window
     assert snapshot_cutoffs(end, 90, 91, 3) == [date(2024, 4, 3), date(2024, 7, 3), date(2024, 10, 2)]
+    assert len(snapshot_cutoffs(end, 90, 30, 8, purge=False)) == 8  # `features snapshots`: all asked for
 
 
 def test_snapshots_stack_labelled_cutoffs(warehouse: Warehouse) -> None:

@@ -60,7 +60,9 @@ def test_a_100_day_history_is_refused_in_one_line_naming_the_setting(tmp_path: P
     assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit)
     skipped = [line for line in res.output.splitlines() if line.startswith("skipped ")]
     assert len(skipped) == 3  # churn, response, value: one line each
-    short = "the data spans 100 days (2024-03-23..2024-06-30) but 2 training cutoffs need 241"
+    short = ("the data spans 100 days (2024-03-23..2024-06-30) but 2 training cutoffs need 240 (min_history_days "
+             "60 + horizon_days 90 + 90 days from the latest cutoff back to the one before it (snapshot_step_days "
+             "30, at least a horizon when shorter))")
     for name in ("churn", "value"):
         line = next(s for s in skipped if s.startswith(f"skipped {name}:"))
         assert short in line and "[features] horizon_days and snapshot_step_days to 20 or less" in line
@@ -113,8 +115,9 @@ def test_online_retail_sales_only_end_to_end(public_data: Path, tmp_path: Path, 
     assert "churn version 1" in res.output and "value version 1" in res.output
     assert ("skipped response: the response model needs `campaigns` and `contacts` tables; import them first"
             in res.output)
-    # one cutoff of the schedule (2010-12-12) has 11 days of data before it: left out
-    assert "train 4,779 rows (2 cutoffs 2011-03-13..2011-06-12), out-of-time 2011-09-11" in res.output
+    # cutoffs every 30 days back from 2011-09-11: 08-12 and 07-13 label into its window, 2011-01-14
+    # has 44 days of data before it (min 60): left out
+    assert "train 11,317 rows (5 cutoffs 2011-02-13..2011-06-13), out-of-time 2011-09-11" in res.output
     assert "features constant in training, left out: needs_evaluations_total" in res.output
 
     res = cli("promote", "all")

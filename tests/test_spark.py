@@ -152,7 +152,7 @@ def test_features_equal_duckdb(world, spark, as_of: date) -> None:
     cfg, wh = world["cfg"], world["wh"]
     fcfg = cfg.features
     if as_of == EARLY:  # another horizon, and the season features with holidays of both kinds
-        fcfg = fcfg.model_copy(update={"horizon_days": 45, "season_features": True,
+        fcfg = fcfg.model_copy(update={"horizon_days": 45, "horizon_features": True, "season_features": True,
                                        "holidays": ("12-25", "03-01", "2031-01-01")})
     duck = build_features(wh, as_of, fcfg, with_labels=False)
     if as_of == EARLY:

@@ -54,7 +54,8 @@ def test_out_of_time_split(project) -> None:
     data = project["outcomes"]["churn"].result.data
     assert data.oot_cutoff == date(2025, 4, 1)
     assert data.train["as_of"].max() < pd.Timestamp(data.oot_cutoff)
-    assert len(data.train_cutoffs) == 3
+    # cutoffs every 30 days: the two within 90 days of 2025-04-01 would label into its window
+    assert [(data.oot_cutoff - c).days for c in data.train_cutoffs] == [330, 300, 270, 240, 210, 180, 150, 120, 90]
     assert set(data.tune["customer_id"]).isdisjoint(data.test["customer_id"])
     assert (data.tune["as_of"] == pd.Timestamp(data.oot_cutoff)).all()
     # the split is a stable function of the id, the same in every run
@@ -132,12 +133,12 @@ def test_pyfunc_equals_native_booster_exactly(project) -> None:
     native_in = frame.copy()
     for c in inner.categorical:
         native_in[c] = pd.Categorical(native_in[c], categories=inner.categories_[c])
-    native = booster.predict(native_in)
-    if inner.calibration_ is not None:
-        a, b = inner.calibration_
-        raw = booster.predict(native_in, raw_score=True)
-        native = 1 / (1 + np.exp(-(a * raw + b)))
+    raw = booster.predict(native_in, raw_score=True)
+    a, b = inner.calibration_ if inner.calibration_ is not None else (1.0, 0.0)
+    native = 1 / (1 + np.exp(-(a * raw + b)))
     assert np.max(np.abs(via_pyfunc - native)) == 0.0
+    if inner.calibration_ is None:  # LightGBM's own sigmoid: the same up to the last bit
+        assert np.max(np.abs(via_pyfunc - booster.predict(native_in))) <= 1e-15
     assert 0 < via_pyfunc.min() and via_pyfunc.max() < 1
 
 

@@ -58,8 +58,8 @@ class LgbmParams:
     """Hyper-parameters of one LightGBM model."""
 
     learning_rate: float = 0.05
-    num_leaves: int = 31
-    min_child_samples: int = 50
+    num_leaves: int = 7
+    min_child_samples: int = 200
     feature_fraction: float = 0.9
     lambda_l2: float = 1.0
     max_rounds: int = 2000

@@ -54,7 +54,7 @@ class Outcome:
 
 SEARCH_SPACE = {
     "learning_rate": ("float_log", 0.01, 0.2),
-    "num_leaves": ("int", 7, 127),
+    "num_leaves": ("int", 3, 127),
     "min_child_samples": ("int", 10, 300),
     "feature_fraction": ("float", 0.5, 1.0),
     "lambda_l2": ("float_log", 1e-3, 30.0),
