@@ -1687,8 +1687,8 @@ def build_report(args, facts, cj, cd, command, started, load_start, load_end, wa
                 lo, hi, share = cd["offset_r_ci"]
                 L.append(f"- How much the sample's r itself moves: bootstrap 95 % interval of the boosted model's r "
                          f"on the 2,357 customers [{lo:.3f}, {hi:.3f}]; r >= 0.64 in {share:.0%} of resamples. "
-                         "The issue's target (>= 0.64) lies inside the sample's noise, and no model choice made "
-                         "without looking at the sample reaches it (see the reading below).")
+                         "A target of 0.64 lies inside the sample's own noise; none of the models above, all "
+                         "chosen without looking at the sample, reaches it.")
             L.append("")
 
     L += extra_sections(extra)
