@@ -255,3 +255,39 @@ def test_each_run_logs_explanations_and_a_complete_model_card(project) -> None:
         assert ids == [section_id(s) for s in SECTIONS]
         assert card.count("data:image/png;base64,") >= 5
         assert "champion" in card and project["outcomes"][name].result.data.fingerprint() in card
+
+
+def test_each_run_logs_the_reference_profile_monitoring_reads(project) -> None:
+    """reference_profile.json: the test half's bins per feature and for the score, and mean |SHAP|."""
+    import json
+
+    import mlflow
+
+    from monitoring.drift import column_psi
+    from training.explain import contributions
+    from training.profile import PROFILE_FILE, Bins
+
+    for name in ("churn", "value"):
+        outcome = project["outcomes"][name]
+        result, run_id = outcome.result, outcome.version.run_id
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PROFILE_FILE)
+        profile = json.loads(Path(path).read_text())
+        test, model = result.data.test, result.model
+        assert profile["rows"] == len(test)
+        assert set(profile["features"]) == set(model.numeric) | set(model.categorical)
+        for feature, stored in profile["features"].items():
+            bins = Bins.from_dict(stored)
+            assert sum(bins.reference) == pytest.approx(1.0)
+            # the test half against its own profile: no drift; shares recounted by hand for one bin
+            assert column_psi(bins, test[feature]) == pytest.approx(0.0, abs=1e-12)
+            if bins.kind == "numeric":
+                x = pd.to_numeric(test[feature], errors="coerce").astype("float64").to_numpy()
+                assert bins.reference[-1] == pytest.approx(float(np.isnan(x).mean()))
+                if bins.edges:  # NaN < edge is False: the missing rows are in no bin but their own
+                    assert bins.reference[0] == pytest.approx(float((x < bins.edges[0]).sum() / len(x)))
+        pred = np.asarray(result.test_predictions["model"], dtype=float)
+        assert profile["score_mean"] == pytest.approx(pred.mean(), rel=1e-12)
+        assert column_psi(Bins.from_dict(profile["score"]), pred) == pytest.approx(0.0, abs=1e-12)
+        values = contributions(model, test).values
+        for feature, mean_abs in profile["mean_abs_contribution"].items():
+            assert mean_abs == pytest.approx(float(values[feature].abs().mean()), rel=1e-9)

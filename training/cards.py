@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from training.train import TrainingResult
@@ -42,6 +43,7 @@ def explanation_artifacts(result: TrainingResult) -> dict[str, Any]:
         contributions, dependence_features, global_importance, plot_beeswarm, plot_dependence, plot_importance,
     )
     from training.model_card import segment_performance
+    from training.profile import PROFILE_FILE, reference_profile
 
     data, model = result.data, result.model
     test = data.test
@@ -60,6 +62,8 @@ def explanation_artifacts(result: TrainingResult) -> dict[str, Any]:
         out["performance_by_segment.csv"] = segment_performance(test, pred, data.target, kind, "rfmw_segment")
     for column in (c for c in test.columns if c.startswith("attr_")):
         out[f"performance_by_{column}.csv"] = segment_performance(test, pred, data.target, kind, column)
+    # what monitoring measures every later scoring run against (monitoring.drift)
+    out[PROFILE_FILE] = reference_profile(model, test, np.asarray(pred, dtype=float), contribs)
     out["calibration_summary.json"] = {
         "calibrated": model.calibration_ is not None,
         "platt": model.calibration_,

@@ -1,0 +1,79 @@
+"""Population stability: the reference bins (training.profile) and PSI (monitoring.drift), by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitoring.drift import column_psi, psi
+from training.profile import MISSING, NEW, OTHER, Bins, bin_counts, categorical_bins, numeric_bins, shares
+
+
+def test_psi_by_hand() -> None:
+    # (0.6 - 0.5) ln(0.6 / 0.5) + (0.4 - 0.5) ln(0.4 / 0.5)
+    assert psi(np.array([0.5, 0.5]), np.array([0.6, 0.4])) == pytest.approx(0.1 * math.log(1.2) + 0.1 * math.log(1.25))
+    assert psi(np.array([0.25] * 4), np.array([0.25] * 4)) == 0.0
+    # an emptied bin counts as the floor share 1e-4, not as zero (which would be infinite)
+    got = psi(np.array([0.5, 0.5]), np.array([1.0, 0.0]))
+    assert got == pytest.approx(0.5 * math.log(2.0) + (1e-4 - 0.5) * math.log(1e-4 / 0.5))
+    with pytest.raises(ValueError, match="3 reference bins against 2"):
+        psi(np.array([0.2, 0.3, 0.5]), np.array([0.5, 0.5]))
+
+
+def test_numeric_bins_are_the_reference_deciles_with_missing_last() -> None:
+    ref = pd.Series([*range(1, 11), None, None])  # 1..10 and two missing
+    bins = numeric_bins(ref, n_bins=5)
+    # quantiles 0.2, 0.4, 0.6, 0.8 of 1..10 ("higher": positions 1.8, 3.6, 5.4, 7.2 rounded up)
+    assert bins.edges == (3.0, 5.0, 7.0, 9.0)
+    # 1-2 | 3-4 | 5-6 | 7-8 | 9-10 | missing: 2 each of 12 rows
+    assert bins.reference == pytest.approx((2 / 12,) * 6)
+    assert bins.labels[0] == "[-inf, 3)" and bins.labels[-1] == MISSING
+    # a value on an edge goes to the bin above; text and inf count as missing
+    assert bin_counts(bins, [3, 2.99, np.inf, "x", 100]).tolist() == [1, 1, 0, 0, 1, 2]
+
+
+def test_few_distinct_values_merge_edges() -> None:
+    bins = numeric_bins([0] * 80 + [1] * 20)  # a flag: deciles 0 ... 0, 1, 1: the edge at the minimum is dropped
+    assert bins.edges == (1.0,)
+    assert bins.reference == pytest.approx((0.8, 0.2, 0.0))
+    assert numeric_bins([5.0] * 10).edges == ()  # a constant: one bin and missing
+    assert numeric_bins([None, None]).reference == (0.0, 1.0)
+
+
+def test_categorical_levels_other_new_and_missing() -> None:
+    ref = ["a"] * 5 + ["b"] * 3 + ["c"] + ["d"] + [None] * 2
+    bins = categorical_bins(ref, max_levels=2)
+    assert bins.levels == ("a", "b") and bins.other_levels == ("c", "d")
+    assert bins.labels == ["a", "b", OTHER, NEW, MISSING]
+    assert bins.reference == pytest.approx((5 / 12, 3 / 12, 2 / 12, 0.0, 2 / 12))
+    # current: a level seen in the reference's tail is "other", one never seen is "new"
+    assert bin_counts(bins, ["a", "d", "z", "z", None]).tolist() == [1, 0, 1, 2, 1]
+    assert Bins.from_dict(bins.to_dict()) == bins
+    only = categorical_bins(["x", "y"])
+    assert only.labels == ["x", "y", NEW, MISSING] and only.reference == (0.5, 0.5, 0.0, 0.0)
+
+
+def test_a_shift_is_measured_on_the_reference_bins() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.normal(0, 1, 20_000)
+    bins = numeric_bins(ref)
+    assert column_psi(bins, rng.normal(0, 1, 20_000)) < 0.01  # same distribution: sampling noise only
+    # a half-sigma mean shift of a normal: PSI about 0.25 (the usual "large" line)
+    assert 0.2 < column_psi(bins, rng.normal(0.5, 1, 20_000)) < 0.3
+    zeroed = column_psi(bins, np.zeros(20_000))  # an upstream feed that zeroes the column
+    assert zeroed > 2.0
+    assert shares(bins, []).tolist() == [0.0] * (len(bins.edges) + 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6)), min_size=1, max_size=200))
+def test_psi_of_the_reference_against_itself_is_zero_and_shares_sum_to_one(values) -> None:
+    bins = numeric_bins(values)
+    assert sum(bins.reference) == pytest.approx(1.0)
+    assert column_psi(bins, values) == pytest.approx(0.0, abs=1e-12)
+    assert psi(np.asarray(bins.reference), shares(bins, values[::-1])) == pytest.approx(0.0, abs=1e-12)

@@ -1,0 +1,148 @@
+"""The reference profile a model is logged with: how its out-of-time test half looked.
+
+Monitoring (`monitoring.drift`) measures every later scoring run against it, so the bins
+are fixed here, from the reference only:
+
+- numeric values: the reference's deciles (`numeric_bins`; every edge is a value of the
+  reference and repeated quantiles merge, so a feature with few distinct values gets
+  fewer bins), a value equal to an edge going to the bin above it; missing values (and
+  +-inf, and text that is not a number) are a bin of their own, the last;
+- categorical values: one bin per reference level (the `max_levels` most common; rarer
+  ones share an "other levels" bin), one for levels the reference never saw, one for
+  missing.
+
+`reference_profile` stores, for one model: the bins and shares of every feature and of
+the model's output, and the mean |contribution| (SHAP, on the model's raw scale) per
+feature, all on the test half.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from training.explain import Contributions
+    from training.models import LgbmModel
+
+MISSING = "(missing)"
+NEW = "(new level)"
+OTHER = "(other levels)"
+PROFILE_FILE = "reference_profile.json"
+
+
+@dataclass(frozen=True)
+class Bins:
+    """The reference's bins of one column and its share in each (the last bin: missing)."""
+
+    kind: Literal["numeric", "categorical"]
+    edges: tuple[float, ...] = ()  # numeric: interior edges, ascending
+    levels: tuple[str, ...] = ()  # categorical: the reference's levels with a bin of their own
+    other_levels: tuple[str, ...] = ()  # categorical: the reference's rarer levels, sharing one bin
+    reference: tuple[float, ...] = ()  # shares of the reference rows, one per bin
+
+    @property
+    def labels(self) -> list[str]:
+        """A name per bin, in order (for reports)."""
+        if self.kind == "numeric":
+            bounds = [-np.inf, *self.edges, np.inf]
+            return [f"[{_num(lo)}, {_num(hi)})" for lo, hi in zip(bounds[:-1], bounds[1:])] + [MISSING]
+        return [*self.levels, *([OTHER] if self.other_levels else []), NEW, MISSING]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "edges": list(self.edges), "levels": list(self.levels),
+                "other_levels": list(self.other_levels), "reference": list(self.reference)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Bins:
+        return cls(d["kind"], tuple(float(x) for x in d["edges"]), tuple(d["levels"]), tuple(d["other_levels"]),
+                   tuple(float(x) for x in d["reference"]))
+
+
+def _num(x: float) -> str:
+    return "-inf" if x == -np.inf else ("inf" if x == np.inf else f"{x:.6g}")
+
+
+def _numbers(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Floats, with text that is not a number and +-inf as missing."""
+    x = pd.to_numeric(pd.Series(values), errors="coerce").astype("float64").to_numpy()
+    return np.where(np.isinf(x), np.nan, x)
+
+
+def numeric_bins(values: pd.Series | np.ndarray, n_bins: int = 10) -> Bins:
+    """Bins at the reference's quantiles 1/n .. (n-1)/n of its non-missing values."""
+    x = _numbers(values)
+    present = x[~np.isnan(x)]
+    edges: tuple[float, ...] = ()
+    if len(present):
+        # "higher": every edge is a value of the reference, so equal values never straddle an edge
+        qs = np.quantile(present, np.arange(1, n_bins) / n_bins, method="higher")
+        # an edge at the minimum would leave the first bin empty by construction
+        edges = tuple(float(e) for e in np.unique(qs) if e > present.min())
+    return Bins("numeric", edges=edges, reference=tuple(shares(Bins("numeric", edges=edges), x)))
+
+
+def categorical_bins(values: pd.Series | np.ndarray, max_levels: int = 50) -> Bins:
+    """A bin per reference level (the `max_levels` most common), then other, new and missing."""
+    s = pd.Series(values, dtype="object")
+    counts = s[s.notna()].astype(str).value_counts(sort=False)
+    order = sorted(counts.index, key=lambda lvl: (-counts[lvl], lvl))
+    bins = Bins("categorical", levels=tuple(order[:max_levels]), other_levels=tuple(sorted(order[max_levels:])))
+    return Bins("categorical", levels=bins.levels, other_levels=bins.other_levels, reference=tuple(shares(bins, s)))
+
+
+def bin_counts(bins: Bins, values: pd.Series | np.ndarray) -> np.ndarray:
+    """Rows of `values` in each of `bins`' bins."""
+    if bins.kind == "numeric":
+        x = _numbers(values)
+        missing = np.isnan(x)
+        idx = np.searchsorted(np.asarray(bins.edges, dtype=float), x[~missing], side="right")
+        counts = np.bincount(idx, minlength=len(bins.edges) + 1).astype(float)
+        return np.append(counts, float(missing.sum()))
+    s = pd.Series(values, dtype="object")
+    missing = s.isna()
+    text = s[~missing].astype(str)
+    position = {lvl: i for i, lvl in enumerate(bins.levels)}
+    has_other = bool(bins.other_levels)
+    if has_other:
+        position.update({lvl: len(bins.levels) for lvl in bins.other_levels})
+    new_i = len(bins.levels) + has_other
+    idx = text.map(position).fillna(new_i).to_numpy(dtype=int)
+    counts = np.bincount(idx, minlength=new_i + 1).astype(float)
+    return np.append(counts, float(missing.sum()))
+
+
+def shares(bins: Bins, values: pd.Series | np.ndarray) -> np.ndarray:
+    """The share of `values` in each of `bins`' bins (sums to 1; all zeros for no rows)."""
+    counts = bin_counts(bins, values)
+    total = counts.sum()
+    return counts / total if total else counts
+
+
+
+
+def reference_profile(model: LgbmModel, test: pd.DataFrame, predictions: np.ndarray,
+                      contribs: Contributions) -> dict[str, Any]:
+    """The reference profile of `model` on its out-of-time test half (JSON-ready).
+
+    Args:
+        model: the trained model (its feature lists say which columns are numeric).
+        test: the test half's feature rows.
+        predictions: the model's outputs on those rows (probability or value).
+        contribs: the contributions of those rows (`training.explain.contributions`).
+    """
+    features = {c: numeric_bins(test[c]).to_dict() for c in model.numeric}
+    features.update({c: categorical_bins(test[c]).to_dict() for c in model.categorical})
+    values = contribs.values
+    mean_abs = {c: float(np.nanmean(np.abs(values[c].to_numpy(dtype=float)))) for c in values.columns}
+    return {
+        "rows": int(len(test)),
+        "features": features,
+        "score": numeric_bins(predictions).to_dict(),
+        "score_mean": float(np.mean(predictions)),
+        "contribution_scale": contribs.scale,
+        "mean_abs_contribution": mean_abs,
+    }
