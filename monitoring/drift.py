@@ -32,3 +32,40 @@ def psi(expected: np.ndarray, actual: np.ndarray, floor: float = SHARE_FLOOR) ->
 def column_psi(bins: Bins, values: pd.Series | np.ndarray) -> float:
     """PSI of `values` against the reference shares stored in `bins`."""
     return psi(np.asarray(bins.reference), shares(bins, values))
+
+
+def feature_drift(frame: pd.DataFrame, profile: dict) -> pd.DataFrame:
+    """PSI of every profiled feature of `frame` against a model's reference profile.
+
+    Args:
+        frame: the run's feature rows (a scoring snapshot, with any columns the scorer adds).
+        profile: the model's `reference_profile.json` (`training.profile.reference_profile`).
+
+    Returns:
+        One row per profiled feature, largest PSI first: feature, kind, psi, missing share
+        now and in the reference, the share of categorical levels the reference never saw,
+        and `absent` (True when the frame lacks the column: every row counts as missing).
+    """
+    rows = []
+    n = len(frame)
+    for feature, stored in profile["features"].items():
+        bins = Bins.from_dict(stored)
+        absent = feature not in frame.columns
+        values = pd.Series([None] * n, dtype="object") if absent else frame[feature]
+        now = shares(bins, values)
+        new_share = float(now[-2]) if bins.kind == "categorical" else 0.0
+        rows.append({"feature": feature, "kind": bins.kind, "psi": psi(np.asarray(bins.reference), now),
+                     "missing_share": float(now[-1]), "reference_missing_share": float(bins.reference[-1]),
+                     "new_level_share": new_share, "absent": absent})
+    out = pd.DataFrame(rows, columns=["feature", "kind", "psi", "missing_share", "reference_missing_share",
+                                      "new_level_share", "absent"])
+    return out.sort_values(["psi", "feature"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def prediction_drift(scores: np.ndarray, profile: dict) -> dict[str, float]:
+    """PSI of a run's scores against the reference score bins, and the two means."""
+    x = np.asarray(scores, dtype=float)
+    bins = Bins.from_dict(profile["score"])
+    present = x[np.isfinite(x)]
+    return {"psi": column_psi(bins, x), "mean": float(present.mean()) if len(present) else float("nan"),
+            "reference_mean": float(profile["score_mean"]), "rows": int(len(x))}

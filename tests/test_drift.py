@@ -77,3 +77,39 @@ def test_psi_of_the_reference_against_itself_is_zero_and_shares_sum_to_one(value
     assert sum(bins.reference) == pytest.approx(1.0)
     assert column_psi(bins, values) == pytest.approx(0.0, abs=1e-12)
     assert psi(np.asarray(bins.reference), shares(bins, values[::-1])) == pytest.approx(0.0, abs=1e-12)
+
+
+def _profile(frame: pd.DataFrame, scores: np.ndarray) -> dict:
+    """A reference profile as training.profile.reference_profile writes it (features and score)."""
+    features = {c: (numeric_bins(frame[c]) if pd.api.types.is_numeric_dtype(frame[c]) else categorical_bins(frame[c])).to_dict()
+                for c in frame.columns}
+    return {"rows": len(frame), "features": features, "score": numeric_bins(scores).to_dict(),
+            "score_mean": float(np.mean(scores))}
+
+
+def test_feature_and_prediction_drift_tables() -> None:
+    from monitoring.drift import feature_drift, prediction_drift
+
+    rng = np.random.default_rng(11)
+    n = 5_000
+    ref = pd.DataFrame({"recency": rng.exponential(30, n), "freq": rng.poisson(3, n).astype(float),
+                        "region": rng.choice(["north", "south"], n)})
+    profile = _profile(ref, rng.uniform(0, 1, n))
+    now = pd.DataFrame({"recency": rng.exponential(30, n), "freq": np.zeros(n),  # a feed that zeroes freq
+                        "region": rng.choice(["north", "south", "east"], n)})  # a new level, a third of rows
+    table = feature_drift(now, profile)
+    assert table["feature"].tolist()[:2] == ["freq", "region"] and table.loc[2, "feature"] == "recency"
+    by = table.set_index("feature")
+    assert by.loc["freq", "psi"] > 2.0 and by.loc["recency", "psi"] < 0.01
+    assert by.loc["region", "new_level_share"] == pytest.approx((now["region"] == "east").mean())
+    # PSI of the region by hand: north/south from ~0.5 to ~1/3 each, east from 0 (floor) to ~1/3
+    e = np.maximum(np.asarray(profile["features"]["region"]["reference"]), 1e-4)
+    a = np.maximum(np.array([(now["region"] == "north").mean(), (now["region"] == "south").mean(),
+                             (now["region"] == "east").mean(), 0.0]), 1e-4)
+    assert by.loc["region", "psi"] == pytest.approx(float(np.sum((a - e) * np.log(a / e))))
+    # a column the run lacks counts as all missing, and says so
+    gone = feature_drift(now.drop(columns="recency"), profile).set_index("feature")
+    assert bool(gone.loc["recency", "absent"]) and gone.loc["recency", "missing_share"] == 1.0
+    drift = prediction_drift(rng.uniform(0, 1, n) ** 2, profile)  # scores pushed down
+    assert drift["psi"] > 0.1 and drift["mean"] == pytest.approx(1 / 3, abs=0.02)
+    assert drift["reference_mean"] == pytest.approx(0.5, abs=0.02) and drift["rows"] == n
