@@ -32,11 +32,13 @@ app.add_typer(features_app, name="features")
 
 
 def _register_stages() -> None:
+    from monitoring.cli import register as register_monitoring
     from serving.cli import register as register_serving
     from training.cli import register as register_training
 
     register_training(app)
     register_serving(app)
+    register_monitoring(app)
 
 
 def _open_warehouse(cfg: Config, read_only: bool = False):

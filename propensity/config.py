@@ -303,9 +303,18 @@ class ApiConfig(_Section):
         return v
 
 
+class MonitoringConfig(_Section):
+    """`propensity monitor`: when a scoring run's drift raises an alert (exit code 3)."""
+
+    # PSI against the model's reference profile (its out-of-time test half): below 0.1
+    # stable, 0.1-0.25 moderate, above 0.25 large.
+    feature_psi_alert: Annotated[float, Strict(), Field(gt=0, le=100)] = 0.25
+    prediction_psi_alert: Annotated[float, Strict(), Field(gt=0, le=100)] = 0.25
+
+
 SECTIONS = {"warehouse": WarehouseConfig, "mlflow": MlflowConfig, "import": ImportConfig,
             "features": FeaturesConfig, "lightgbm": LightgbmConfig, "training": TrainingConfig,
-            "serving": ServingConfig, "api": ApiConfig}
+            "serving": ServingConfig, "api": ApiConfig, "monitoring": MonitoringConfig}
 
 
 class Config(_Section):
@@ -320,6 +329,7 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     serving: ServingConfig = ServingConfig()
     api: ApiConfig = ApiConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @field_validator("mapping")
     @classmethod
@@ -670,6 +680,13 @@ snapshot_dir = "out/scoring"
 token_file = "api_tokens.json"
 host = "127.0.0.1"
 port = 8000
+
+[monitoring]
+# `propensity monitor` exits 3 when a feature's or a model's scores' PSI against the
+# model's reference profile (its out-of-time test half) reaches these (0.1-0.25 is a
+# moderate shift, above 0.25 a large one).
+feature_psi_alert = 0.25
+prediction_psi_alert = 0.25
 """
 
 

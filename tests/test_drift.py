@@ -28,18 +28,19 @@ def test_psi_by_hand() -> None:
 def test_numeric_bins_are_the_reference_deciles_with_missing_last() -> None:
     ref = pd.Series([*range(1, 11), None, None])  # 1..10 and two missing
     bins = numeric_bins(ref, n_bins=5)
-    # quantiles 0.2, 0.4, 0.6, 0.8 of 1..10 ("higher": positions 1.8, 3.6, 5.4, 7.2 rounded up)
-    assert bins.edges == (3.0, 5.0, 7.0, 9.0)
+    # quantiles 0.2, 0.4, 0.6, 0.8 of 1..10 ("higher": 3, 5, 7, 9), each edge halfway down to
+    # the next smaller reference value
+    assert bins.edges == (2.5, 4.5, 6.5, 8.5)
     # 1-2 | 3-4 | 5-6 | 7-8 | 9-10 | missing: 2 each of 12 rows
     assert bins.reference == pytest.approx((2 / 12,) * 6)
-    assert bins.labels[0] == "[-inf, 3)" and bins.labels[-1] == MISSING
+    assert bins.labels[0] == "[-inf, 2.5)" and bins.labels[-1] == MISSING
     # a value on an edge goes to the bin above; text and inf count as missing
-    assert bin_counts(bins, [3, 2.99, np.inf, "x", 100]).tolist() == [1, 1, 0, 0, 1, 2]
+    assert bin_counts(bins, [2.5, 2.49, np.inf, "x", 100]).tolist() == [1, 1, 0, 0, 1, 2]
 
 
 def test_few_distinct_values_merge_edges() -> None:
-    bins = numeric_bins([0] * 80 + [1] * 20)  # a flag: deciles 0 ... 0, 1, 1: the edge at the minimum is dropped
-    assert bins.edges == (1.0,)
+    bins = numeric_bins([0] * 80 + [1] * 20)  # a flag: deciles 0 ... 0, 1, 1: the cut at the minimum is dropped
+    assert bins.edges == (0.5,)
     assert bins.reference == pytest.approx((0.8, 0.2, 0.0))
     assert numeric_bins([5.0] * 10).edges == ()  # a constant: one bin and missing
     assert numeric_bins([None, None]).reference == (0.0, 1.0)

@@ -62,8 +62,14 @@ def explanation_artifacts(result: TrainingResult) -> dict[str, Any]:
         out["performance_by_segment.csv"] = segment_performance(test, pred, data.target, kind, "rfmw_segment")
     for column in (c for c in test.columns if c.startswith("attr_")):
         out[f"performance_by_{column}.csv"] = segment_performance(test, pred, data.target, kind, column)
-    # what monitoring measures every later scoring run against (monitoring.drift)
-    out[PROFILE_FILE] = reference_profile(model, test, np.asarray(pred, dtype=float), contribs)
+    # what monitoring measures every later scoring run against (monitoring.drift): the test
+    # half, or for response everyone the scorer would have scored at that campaign's start
+    if data.population is None:
+        out[PROFILE_FILE] = reference_profile(model, test, np.asarray(pred, dtype=float), contribs, data.oot_cutoff)
+    else:
+        population = data.population
+        out[PROFILE_FILE] = reference_profile(model, population, model.predict(population),
+                                              contributions(model, population), data.oot_cutoff)
     out["calibration_summary.json"] = {
         "calibrated": model.calibration_ is not None,
         "platt": model.calibration_,

@@ -52,6 +52,10 @@ class TrainingData:
     oot_cutoff: date
     notes: list[str] = field(default_factory=list)
     constant: list[str] = field(default_factory=list)  # features left out: one value on every training row
+    # Response only: every customer with history at the out-of-time campaign's start, as the
+    # scorer sees them (the test half holds contacts only); the monitoring reference
+    # (`training.profile`). None: the test half is that population's sample.
+    population: pd.DataFrame | None = None
 
     @property
     def features(self) -> list[str]:
@@ -227,6 +231,7 @@ def response_data(
            from contacts where "group" = 'treatment' group by campaign_id, customer_id"""
     )
     frames, dropped, btyd_notes = [], 0, []
+    population = None
     for stamp, group in campaigns.groupby("as_of", sort=True):
         as_of = pd.Timestamp(stamp).date()
         if progress is not None:
@@ -236,6 +241,7 @@ def response_data(
         feats, params = add_btyd_features(feats, fcfg.horizon_days, window_days=fcfg.frequency_window_days)
         if "note" in params:
             btyd_notes.append(f"{as_of}: {params['note']}")
+        population = feats  # the last one is the out-of-time campaign start's
         rows = contacts.merge(group[["campaign_id", "campaign_kind"]], on="campaign_id")
         joined = rows.merge(feats, on="customer_id", how="inner")
         dropped += len(rows) - len(joined)
@@ -250,9 +256,11 @@ def response_data(
     notes = btyd_notes + notes
     if dropped:
         notes.append(f"{dropped:,} contacts of customers with no purchase history before the campaign were left out")
+    kinds = frame.loc[frame["as_of"] == oot, "campaign_kind"]
+    population = population.assign(as_of=oot, campaign_kind=kinds.iloc[0] if len(kinds) else None)
     return TrainingData(
         "response", train, tune, test, numeric, categorical, "label_response",
-        sorted({d.date() for d in train["as_of"]}), oot.date(), notes, constant,
+        sorted({d.date() for d in train["as_of"]}), oot.date(), notes, constant, population,
     )
 
 

@@ -3,9 +3,9 @@
 Monitoring (`monitoring.drift`) measures every later scoring run against it, so the bins
 are fixed here, from the reference only:
 
-- numeric values: the reference's deciles (`numeric_bins`; every edge is a value of the
-  reference and repeated quantiles merge, so a feature with few distinct values gets
-  fewer bins), a value equal to an edge going to the bin above it; missing values (and
+- numeric values: cut at the reference's deciles (`numeric_bins`; repeated quantiles
+  merge, so a feature with few distinct values gets fewer bins), each edge halfway between
+  two neighbouring values of the reference, a value equal to an edge going to the bin above; missing values (and
   +-inf, and text that is not a number) are a bin of their own, the last;
 - categorical values: one bin per reference level (the `max_levels` most common; rarer
   ones share an "other levels" bin), one for levels the reference never saw, one for
@@ -19,6 +19,7 @@ feature, all on the test half.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -78,10 +79,14 @@ def numeric_bins(values: pd.Series | np.ndarray, n_bins: int = 10) -> Bins:
     present = x[~np.isnan(x)]
     edges: tuple[float, ...] = ()
     if len(present):
-        # "higher": every edge is a value of the reference, so equal values never straddle an edge
-        qs = np.quantile(present, np.arange(1, n_bins) / n_bins, method="higher")
-        # an edge at the minimum would leave the first bin empty by construction
-        edges = tuple(float(e) for e in np.unique(qs) if e > present.min())
+        # "higher": every cut is at a value of the reference, so equal values never straddle it
+        qs = np.unique(np.quantile(present, np.arange(1, n_bins) / n_bins, method="higher"))
+        qs = qs[qs > present.min()]  # a cut at the minimum would leave the first bin empty
+        # the edge sits halfway between that value and the reference's next smaller one (the
+        # reference's bins are the same; integer counts get edges at x.5)
+        distinct = np.unique(present)
+        below = distinct[np.searchsorted(distinct, qs, side="left") - 1]
+        edges = tuple(float(e) for e in (below + qs) / 2)
     return Bins("numeric", edges=edges, reference=tuple(shares(Bins("numeric", edges=edges), x)))
 
 
@@ -125,7 +130,7 @@ def shares(bins: Bins, values: pd.Series | np.ndarray) -> np.ndarray:
 
 
 def reference_profile(model: LgbmModel, test: pd.DataFrame, predictions: np.ndarray,
-                      contribs: Contributions) -> dict[str, Any]:
+                      contribs: Contributions, as_of: date | None = None) -> dict[str, Any]:
     """The reference profile of `model` on its out-of-time test half (JSON-ready).
 
     Args:
@@ -133,12 +138,14 @@ def reference_profile(model: LgbmModel, test: pd.DataFrame, predictions: np.ndar
         test: the test half's feature rows.
         predictions: the model's outputs on those rows (probability or value).
         contribs: the contributions of those rows (`training.explain.contributions`).
+        as_of: the date the rows describe (monitoring ages tenure from it).
     """
     features = {c: numeric_bins(test[c]).to_dict() for c in model.numeric}
     features.update({c: categorical_bins(test[c]).to_dict() for c in model.categorical})
     values = contribs.values
     mean_abs = {c: float(np.nanmean(np.abs(values[c].to_numpy(dtype=float)))) for c in values.columns}
     return {
+        "as_of": None if as_of is None else str(as_of),
         "rows": int(len(test)),
         "features": features,
         "score": numeric_bins(predictions).to_dict(),

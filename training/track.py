@@ -551,6 +551,18 @@ def download_run_artifacts(run_id: str, folder: Path) -> Path:
     return folder
 
 
+def version_json(name: str, version: str, path: str) -> dict | None:
+    """A JSON artifact of a registered version's run (None when the run did not log it)."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    run_id = version_record(name, version)["run_id"]
+    if path not in {a.path for a in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(run_id, path, tmp)
+        return json.loads(Path(local).read_text())
+
+
 def version_record(name: str, version: str) -> dict[str, Any]:
     """A registered version: run id, creation time, tags and the aliases pointing at it."""
     mlflow = _mlflow()
