@@ -690,6 +690,33 @@ prediction_psi_alert = 0.25
 """
 
 
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def config_toml(cfg: Config) -> str:
+    """`cfg` as the text of a propensity.toml, with only the keys that differ from the defaults.
+
+    `load_config` of the text gives `cfg` back (paths in it should be absolute: relative
+    ones are read against the file's folder).
+    """
+    lines: list[str] = []
+    for section, model in SECTIONS.items():
+        current = getattr(cfg, "import_" if section == "import" else section)
+        changed = {k: v for k, v in current.model_dump().items() if v != getattr(model(), k)}
+        if changed:
+            lines += [f"[{section}]", *(f"{k} = {_toml_value(v)}" for k, v in changed.items()), ""]
+    for table, columns in cfg.mapping.items():
+        lines += [f"[mapping.{table}]", *(f"{k} = {_toml_value(v)}" for k, v in columns.items()), ""]
+    return "\n".join(lines)
+
+
 def write_default_config(folder: Path) -> Path:
     """Write a commented default `propensity.toml` into `folder`; refuse to overwrite.
 

@@ -31,6 +31,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.load import Warehouse
+from propensity.config import config_toml
 from serving.security import RedactSecrets, redact
 from serving.target import TargetList, TargetingError, check_request, csv_text, save_target_list, spreadsheet_safe
 from serving.tokens import Role
@@ -107,22 +108,12 @@ def test_check_request_refuses_what_no_list_can_be_built_from(kwargs: dict, mess
 
 def _toml(world: dict) -> Path:
     cfg = world["cfg"]
+    cfg = cfg.model_copy(update={
+        "features": cfg.features.model_copy(update={"output_dir": str(world["folder"] / "out")}),
+        "api": cfg.api.model_copy(update={"token_file": str(world["token_file"])}),
+    })
     path = world["folder"] / "security.toml"
-    path.write_text(f"""
-[warehouse]
-url = "{cfg.warehouse.url}"
-[mlflow]
-tracking_uri = "{cfg.mlflow.tracking_uri}"
-artifact_location = "{cfg.mlflow.artifact_location}"
-[lightgbm]
-num_threads = 1
-[features]
-output_dir = "{world['folder'] / 'out'}"
-[serving]
-snapshot_dir = "{cfg.serving.snapshot_dir}"
-[api]
-token_file = "{world['token_file']}"
-""")
+    path.write_text(config_toml(cfg))
     return path
 
 

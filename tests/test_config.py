@@ -152,3 +152,25 @@ def test_cli_with_config_elsewhere_writes_the_warehouse_next_to_it(tmp_path: Pat
     assert res.exit_code == 0, res.output
     assert [line.split() for line in res.stdout.splitlines() if line.startswith("transactions")] == [
         ["transactions", "2"]]
+
+
+def test_config_toml_round_trips(tmp_path) -> None:
+    from propensity.config import FeaturesConfig, MonitoringConfig, TrainingConfig, config_toml, project_in
+
+    cfg = project_in(tmp_path / 'a "quoted" folder').model_copy(update={
+        "features": FeaturesConfig(short_windows_days=(7, 30), season_features=True, holidays=("12-25",),
+                                   output_dir=str(tmp_path / "out")),
+        "training": TrainingConfig(learning_rate=0.1, value_level_correction=False),
+        "monitoring": MonitoringConfig(feature_psi_alert=0.1),
+        "mapping": {"transactions": {"ts": "Invoice Date", "amount": 'Line "Total"'}},
+    })
+    text = config_toml(cfg)
+    assert "[monitoring]\nfeature_psi_alert = 0.1\n" in text
+    assert "prediction_psi_alert" not in text and "[api]" not in text  # defaults are left out
+    path = tmp_path / "propensity.toml"
+    path.write_text(text)
+    assert load_config(path) == cfg
+    assert config_toml(project_in(tmp_path).model_copy(update={"warehouse": Config().warehouse,
+                                                                "mlflow": Config().mlflow,
+                                                                "lightgbm": Config().lightgbm,
+                                                                "serving": Config().serving})) == ""

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from features.load import Warehouse
 from features.synth import SynthConfig
 from features.synth_import import load_sample_world
-from propensity.config import MonitoringConfig, project_in
+from propensity.config import MonitoringConfig, config_toml, project_in
 from serving.batch import run_scoring
 
 CUSTOMERS = 3000
@@ -36,17 +36,7 @@ def monitored(tmp_path_factory):
     summary = run_scoring(wh, cfg, OOT)
     wh.close()
     toml = folder / "propensity.toml"
-    toml.write_text(f"""
-[warehouse]
-url = "{cfg.warehouse.url}"
-[mlflow]
-tracking_uri = "{cfg.mlflow.tracking_uri}"
-artifact_location = "{cfg.mlflow.artifact_location}"
-[lightgbm]
-num_threads = 1
-[serving]
-snapshot_dir = "{cfg.serving.snapshot_dir}"
-""")
+    toml.write_text(config_toml(cfg))
     yield {"cfg": cfg, "folder": folder, "toml": toml, "outcomes": outcomes, "summary": summary}
 
 

@@ -26,7 +26,7 @@ import pytest
 from features.load import Warehouse
 from features.synth import SynthConfig
 from features.synth_import import load_sample_world
-from propensity.config import project_in
+from propensity.config import config_toml, project_in
 
 pytestmark = pytest.mark.slow
 
@@ -39,21 +39,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _write_config(folder: Path, url: str, cfg) -> Path:
-    text = f"""
-[warehouse]
-url = "{url}"
-[mlflow]
-tracking_uri = "{cfg.mlflow.tracking_uri}"
-artifact_location = "{cfg.mlflow.artifact_location}"
-[lightgbm]
-num_threads = 1
-[serving]
-chunk_size = 1000
-snapshot_dir = "{folder / 'scoring'}"
-"""
+    cfg = cfg.model_copy(update={
+        "warehouse": cfg.warehouse.model_copy(update={"url": url}),
+        "serving": cfg.serving.model_copy(update={"chunk_size": 1000, "snapshot_dir": str(folder / "scoring")}),
+    })
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "propensity.toml"
-    path.write_text(text)
+    path.write_text(config_toml(cfg))
     return path
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from features.load import Warehouse
 from features.synth import SynthConfig
 from features.synth_import import load_sample_world
-from propensity.config import project_in
+from propensity.config import config_toml, project_in
 from serving.target import TargetingError, build_target_list, campaign_choices, gain_curve
 
 pytestmark = pytest.mark.slow
@@ -132,17 +132,8 @@ def test_uplift_targeting_reaches_more_true_incremental_responders(world) -> Non
     wh, cfg = world["wh"], world["cfg"]
     kind = world["choices"][0]["kind"]
     toml = world["folder"] / "propensity.toml"
-    toml.write_text(f"""
-[warehouse]
-url = "{cfg.warehouse.url}"
-[mlflow]
-tracking_uri = "{cfg.mlflow.tracking_uri}"
-artifact_location = "{cfg.mlflow.artifact_location}"
-[lightgbm]
-num_threads = 1
-[features]
-output_dir = "{world['folder'] / 'out'}"
-""")
+    toml.write_text(config_toml(cfg.model_copy(update={
+        "features": cfg.features.model_copy(update={"output_dir": str(world["folder"] / "out")})})))
     wh.close()  # the CLI opens the warehouse itself
     res = CliRunner().invoke(app, ["train", "uplift", "--kind", kind, "--config", str(toml)])
     assert res.exit_code == 0, res.output
