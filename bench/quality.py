@@ -60,8 +60,11 @@ per leaf, early-stopping rounds, and a few combinations; ``SWEEP_GRID``) through
 ``fit_lgbm(data, cfg, overrides)`` on every (set, model) cell and reports mean rank and mean
 primary metric on the test and tune halves, naming the best setting against the product's
 defaults (which this script never changes; they were set from an earlier run of it, see
-bench/README.md). ``--quick``: 200 bootstrap resamples, one seed,
-no feature rebuilds.
+bench/README.md). ``--ablation`` refits LightGBM with the defaults on five feature variants of
+every out-of-time cell (``ABLATION``: RFMW on the schedule before issue 13, + BTYD features,
++ more cutoffs, + horizon windows, + season), all on the same test customers, and reports
+each one's difference from the default with its paired-bootstrap interval. ``--quick``: 200
+bootstrap resamples, one seed, no feature rebuilds.
 
 Uncertainty: a paired bootstrap over test customers (LightGBM minus each baseline, on
 the primary metric), LightGBM refitted with ``--seeds`` seeds, and the features rebuilt
