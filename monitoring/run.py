@@ -73,6 +73,11 @@ class RunDrift:
     as_of: date
     customers: int
     models: list[ModelDrift] = field(default_factory=list)
+    # the published run before this one (by as-of, then finish time): its id and the
+    # customers gained and lost since; None when this is the first
+    previous: dict[str, Any] | None = None
+    # the latest import of each table: rows read, rejected, and the rejected share
+    imports: pd.DataFrame | None = None
 
     def alerts(self, cfg: MonitoringConfig) -> list[str]:
         """One line per threshold reached (empty: no alert)."""
@@ -112,6 +117,38 @@ def run_features(row: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
+def previous_run(wh: Warehouse, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The run before `row` and the customers gained and lost since (None for the first run)."""
+    before = wh.native_query(
+        f"select run_id, as_of from {sink.RUNS} where status = 'succeeded' and run_id <> ? "
+        "and (as_of < ? or (as_of = ? and finished_at < ?)) order by as_of desc, finished_at desc limit 1",
+        [row["run_id"], row["as_of"], row["as_of"], row["finished_at"]])
+    if before.empty:
+        return None
+    prev_id = str(before["run_id"].iloc[0])
+    counts = wh.native_query(
+        f"""select count(*) filter (where p.customer_id is null) as gained,
+                   count(*) filter (where c.customer_id is null) as lost,
+                   count(*) filter (where c.customer_id is not null and p.customer_id is not null) as kept
+            from (select customer_id from {sink.SCORES} where run_id = ?) c
+            full outer join (select customer_id from {sink.SCORES} where run_id = ?) p using (customer_id)""",
+        [row["run_id"], prev_id])
+    return {"run_id": prev_id, "as_of": pd.Timestamp(before["as_of"].iloc[0]).date(),
+            **{k: int(counts[k].iloc[0]) for k in ("gained", "lost", "kept")}}
+
+
+def latest_imports(wh: Warehouse) -> pd.DataFrame | None:
+    """The latest `import_log` row of each table, with the share of its rows rejected."""
+    if not wh.has("import_log"):
+        return None
+    frame = wh.native_query(
+        "select l.table_name, l.imported_at, l.mode, l.rows_read, l.rows_loaded, l.rows_rejected from import_log l "
+        "join (select table_name, max(imported_at) as latest from import_log group by table_name) x "
+        "on l.table_name = x.table_name and l.imported_at = x.latest order by l.table_name")
+    read = frame["rows_read"].astype("float64")
+    return frame.assign(rejected_share=np.where(read > 0, frame["rows_rejected"].astype("float64") / read.where(read > 0), 0.0))
+
+
 def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None) -> RunDrift:
     """Feature and prediction drift of a scoring run against each of its models' reference profiles.
 
@@ -130,7 +167,8 @@ def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None) -> RunD
     row = chosen_run(wh, run_id)
     frame = run_features(row)
     scores = wh.native_query(f"select * from {sink.SCORES} where run_id = ? order by customer_id", [row["run_id"]])
-    result = RunDrift(str(row["run_id"]), int(row["attempt"]), pd.Timestamp(row["as_of"]).date(), len(frame))
+    result = RunDrift(str(row["run_id"]), int(row["attempt"]), pd.Timestamp(row["as_of"]).date(), len(frame),
+                      previous=previous_run(wh, row), imports=latest_imports(wh))
     for model in MODELS:
         version = row.get(f"{model}_version")
         if version is None or (isinstance(version, float) and np.isnan(version)):
@@ -152,6 +190,14 @@ def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None) -> RunD
 def summary_lines(drift: RunDrift, cfg: MonitoringConfig, top: int = 5) -> list[str]:
     """The one-screen summary `propensity monitor` prints."""
     lines = [f"scoring run {drift.run_id} (attempt {drift.attempt}) as of {drift.as_of}: {drift.customers:,} customers"]
+    p = drift.previous
+    lines.append("  first published run: nothing to compare customers with" if p is None else
+                 f"  since run {p['run_id']} ({p['as_of']}): {p['gained']:,} customers gained, {p['lost']:,} lost, "
+                 f"{p['kept']:,} kept")
+    if drift.imports is not None and len(drift.imports):
+        lines.append("  latest imports: " + "; ".join(
+            f"{r.table_name} {r.rows_rejected:,} of {r.rows_read:,} rows rejected ({r.rejected_share:.1%})"
+            for r in drift.imports.itertuples()))
     for m in drift.models:
         if m.note is not None:
             lines.append(f"  {m.model}: {m.note}")

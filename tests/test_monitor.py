@@ -135,3 +135,31 @@ def test_tenure_bins_age_with_the_run_date() -> None:
     assert profile["features"]["tenure_days"]["edges"] == [10.0, 20.0]  # the stored profile is left alone
     undated = {**profile, "as_of": None}  # a profile without a date: nothing to age from
     assert aged(undated, date(2025, 1, 15)) is undated
+
+
+def test_customers_gained_and_lost_and_rejected_imports(monitored) -> None:
+    """A second run 61 days on: the customers gained and lost, counted independently."""
+    from monitoring.run import monitor_run
+
+    cfg = monitored["cfg"]
+    first = monitored["summary"].run_id
+    with Warehouse(cfg.warehouse.url) as wh:
+        second = run_scoring(wh, cfg, date(2025, 6, 1)).run_id
+    try:
+        with Warehouse(cfg.warehouse.url, read_only=True) as wh:
+            drift = monitor_run(wh)
+            ids = {r: set(wh.query("select customer_id from customer_scores where run_id = ?", [r])["customer_id"])
+                   for r in (first, second)}
+            first_alone = monitor_run(wh, first)
+        assert drift.run_id == second and drift.previous["run_id"] == first
+        assert drift.previous["gained"] == len(ids[second] - ids[first]) > 0  # new customers since April
+        assert drift.previous["lost"] == len(ids[first] - ids[second])
+        assert drift.previous["kept"] == len(ids[first] & ids[second])
+        assert first_alone.previous is None  # the first run has nothing before it
+        imports = drift.imports.set_index("table_name")
+        assert imports.loc["transactions", "rows_rejected"] == 0 and imports.loc["transactions", "rejected_share"] == 0.0
+        assert imports.loc["transactions", "rows_read"] == imports.loc["transactions", "rows_loaded"] > 0
+    finally:  # the other tests read the first run as the latest
+        with Warehouse(cfg.warehouse.url) as wh:
+            for table in ("score_reasons", "customer_segments", "customer_scores", "scoring_runs"):
+                wh.duck().execute(f"delete from {table} where run_id = ?", [second])
