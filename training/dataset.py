@@ -241,10 +241,11 @@ def response_data(
         feats, params = add_btyd_features(feats, fcfg.horizon_days, window_days=fcfg.frequency_window_days)
         if "note" in params:
             btyd_notes.append(f"{as_of}: {params['note']}")
-        population = feats  # the last one is the out-of-time campaign start's
         rows = contacts.merge(group[["campaign_id", "campaign_kind"]], on="campaign_id")
         joined = rows.merge(feats, on="customer_id", how="inner")
         dropped += len(rows) - len(joined)
+        if len(joined):  # the last such date is the out-of-time one: everyone the scorer would see then
+            population = feats
         joined["as_of"] = pd.Timestamp(as_of)
         joined["label_response"] = joined["responded"].astype("int64")
         frames.append(joined)
