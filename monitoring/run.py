@@ -3,8 +3,8 @@
 A run keeps what monitoring needs: its feature snapshot (Parquet), the BTYD parameters it
 applied, the model versions, and its scores. The features each model read are rebuilt
 from those exactly as the scorer built them (snapshot + BTYD features with the stored
-parameters), and compared with the
-`reference_profile.json` logged with the model's training run (`training.profile`).
+parameters), and compared with the `reference_profile.json` logged with the model's
+training run (`training.profile`).
 """
 
 from __future__ import annotations
