@@ -77,6 +77,9 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         # BTYD parameters fitted on the run's snapshot (JSON; features.btyd.add_btyd_features), null
         # when no model reads the BTYD features.
         ("btyd_params", "varchar"),
+        # Mean |contribution| per feature of each model over the run's customers, accumulated
+        # while explaining (JSON {model: {"rows": n, "scale": ..., "mean_abs": {feature: value}}}).
+        ("attributions", "varchar"),
     ],
     LOCK: [("lock_name", "varchar primary key"), ("run_id", "varchar"), ("claimed_at", "timestamp"),
            ("pid", "integer"), ("host", "varchar")],
@@ -391,20 +394,25 @@ def database(warehouse: Warehouse) -> _Db:
 
 # -- schema --------------------------------------------------------------------------------
 
-def ensure_tables(db: _Db) -> None:
-    """Create the run, lock and published tables and the current_* views if missing.
-
-    Columns added by later versions of propensity are added to existing tables.
-    """
-    for name, cols in _COLUMNS.items():
+def create_tables(db: _Db, tables: dict[str, list[tuple[str, str]]], keys: dict[str, str] | None = None) -> None:
+    """Create each table (name -> [(column, SQL type)]) if missing; add columns an existing one lacks."""
+    for name, cols in tables.items():
         body = ", ".join(f'"{c}" {t}' for c, t in cols)
-        if name in _KEYS:
-            body += ", " + _KEYS[name]
+        if keys and name in keys:
+            body += ", " + keys[name]
         db.execute(f"create table if not exists {name} ({body})")
         have = set(db.existing_columns(name))
         for c, t in cols:
             if c not in have:
                 db.execute(f'alter table {name} add column "{c}" {t.replace(" not null", "")}')
+
+
+def ensure_tables(db: _Db) -> None:
+    """Create the run, lock and published tables and the current_* views if missing.
+
+    Columns added by later versions of propensity are added to existing tables.
+    """
+    create_tables(db, _COLUMNS, _KEYS)
     if db.kind == "postgresql":  # lookups by customer (the API); DuckDB's zone maps need no index
         for name, key in _INDEXES.items():
             db.execute(f"create index if not exists {name}_run_customer on {name} ({', '.join(key)})")
