@@ -1,7 +1,8 @@
-"""`propensity monitor`: drift of a scoring run against its models' reference profiles."""
+"""`propensity monitor`: drift, attribution drift and performance of a scoring run."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,26 +20,51 @@ def register(app: typer.Typer) -> None:
 
 def monitor(
     run: Annotated[str | None, typer.Option("--run", help="Scoring run id (default: the latest successful run; `propensity runs` lists them).")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report here (default: <features.output_dir>/monitoring/<run id>.html).")] = None,
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Write the monitoring tables (monitoring_features, monitoring_predictions, monitoring_attributions, run_performance) and the report; --no-write only prints.")] = True,
     config: ConfigOption = None,
 ) -> None:
-    """How far a scoring run has moved from what its models were trained on.
+    """How far a scoring run has moved from what its models were trained on, and how well
+    its scores turned out.
 
-    For each model that scored the run: PSI of every feature it reads (rebuilt from the
-    run's snapshot as the scorer built it) and of its scores, against the reference
-    profile logged with the model (its out-of-time test half). Prints one screen and
-    exits 3 when a PSI reaches monitoring.feature_psi_alert or
-    monitoring.prediction_psi_alert in propensity.toml (0 otherwise), so a scheduler
-    can act on it.
+    For each model that scored the run, against the reference profile logged with the
+    model (its out-of-time test half):
+
+    - feature drift: PSI of every feature it reads (rebuilt from the run's snapshot as
+      the scorer built it), share missing, new categorical levels;
+    - prediction drift: PSI and mean of its scores;
+    - attribution drift: mean |SHAP| per feature, accumulated by the scorer, as shares of
+      the model's total against the reference's, and the shift between the two (0-1);
+    - performance: the churn and response models' AUC estimated from the scores alone
+      (confidence-based), and for every run whose horizon has passed in the data the
+      realised AUC, PR-AUC and calibration error (churn; response on finished
+      campaigns) or normalised Gini (value), overall and per RFMW segment, beside the
+      model card's out-of-time numbers.
+
+    Prints one screen, writes the four monitoring tables and a self-contained HTML report,
+    and exits 3 when an alert of [monitoring] in propensity.toml fires (0 otherwise), so
+    a scheduler can act on it.
     """
     from features.load import Warehouse
-    from monitoring.run import monitor_run, summary_lines
+    from monitoring import record
+    from monitoring.run import monitor_run, performance_history, summary_lines
     from training.track import configure
 
     cfg = load_config(config)
     configure(cfg.mlflow, cfg.training.experiment, recover=False)
-    with Warehouse.of(cfg.warehouse, read_only=True, on_wait=say) as wh:
-        drift = monitor_run(wh, run)
-    for line in summary_lines(drift, cfg.monitoring):
-        say(line)
+    horizon = cfg.features.horizon_days
+    with Warehouse.of(cfg.warehouse, read_only=not write, on_wait=say) as wh:
+        drift = monitor_run(wh, run, horizon_days=horizon)
+        for line in summary_lines(drift, cfg.monitoring):
+            say(line)
+        if write:
+            history = performance_history(wh, horizon, skip=drift.run_id)
+            history[drift.run_id] = drift.performance
+            record.write(wh, drift, cfg.monitoring, history)
+            from monitoring.report import write_report
+
+            path = report or Path(cfg.features.output_dir) / "monitoring" / f"{drift.run_id}.html"
+            write_report(wh, drift.run_id, path)
+            say(f"wrote the monitoring tables ({len(history)} run(s) with performance rows) and the report {path}")
     if drift.alerts(cfg.monitoring):
         raise typer.Exit(ALERT_EXIT)

@@ -20,11 +20,13 @@ import pandas as pd
 
 from features.btyd import BTYD_FEATURES, add_btyd_features
 from features.load import Warehouse, WarehouseError
+from monitoring.attribution import attribution_drift
+from monitoring.tables import ALL_SEGMENTS
 from monitoring.drift import feature_drift, prediction_drift
 from propensity.config import MonitoringConfig
 from serving import sink
 from serving.current import latest_run
-from training.profile import PROFILE_FILE
+from training.profile import PROFILE_FILE, Bins, shares
 
 MODELS = ("churn", "response", "value")
 SCORE_COLUMN = {"churn": "churn_risk", "response": "response_prob", "value": "predicted_value"}
@@ -62,6 +64,12 @@ class ModelDrift:
     features: pd.DataFrame | None = None
     prediction: dict[str, float] | None = None
     note: str | None = None
+    # per-feature mean |contribution| of the run against the reference (monitoring.attribution),
+    # and the shift; None for runs scored before the scorer kept attributions
+    attributions: pd.DataFrame | None = None
+    attribution_shift: float | None = None
+    # the score distribution on the reference's bins: labels, reference and current shares
+    score_bins: dict[str, list] | None = None
 
 
 @dataclass
@@ -79,17 +87,52 @@ class RunDrift:
     # the latest import of each table: rows read, rejected, and the rejected share
     imports: pd.DataFrame | None = None
 
+    # run_performance rows of this run (estimated, realised once elapsed, card), or None
+    performance: pd.DataFrame | None = None
+
     def alerts(self, cfg: MonitoringConfig) -> list[str]:
         """One line per threshold reached (empty: no alert)."""
         out = []
         for m in self.models:
-            if m.features is not None:
-                for row in m.features[m.features["psi"] >= cfg.feature_psi_alert].itertuples():
-                    out.append(f"{m.model} v{m.version}: feature {row.feature} PSI {row.psi:.3f} "
-                               f">= {cfg.feature_psi_alert}")
-            if m.prediction is not None and m.prediction["psi"] >= cfg.prediction_psi_alert:
-                out.append(f"{m.model} v{m.version}: scores PSI {m.prediction['psi']:.3f} >= {cfg.prediction_psi_alert} "
-                           f"(mean {m.prediction['mean']:.4g} against {m.prediction['reference_mean']:.4g})")
+            out += self.model_alerts(m, cfg)
+        return out
+
+    def model_alerts(self, m: ModelDrift, cfg: MonitoringConfig) -> list[str]:
+        """The alert lines of one model of the run."""
+        out = []
+        if m.features is not None:
+            for row in m.features[m.features["psi"] >= cfg.feature_psi_alert].itertuples():
+                out.append(f"{m.model} v{m.version}: feature {row.feature} PSI {row.psi:.3f} "
+                           f">= {cfg.feature_psi_alert}")
+        if m.prediction is not None and m.prediction["psi"] >= cfg.prediction_psi_alert:
+            out.append(f"{m.model} v{m.version}: scores PSI {m.prediction['psi']:.3f} >= {cfg.prediction_psi_alert} "
+                       f"(mean {m.prediction['mean']:.4g} against {m.prediction['reference_mean']:.4g})")
+        if m.attribution_shift is not None and m.attribution_shift >= cfg.attribution_shift_alert:
+            top = m.attributions.assign(moved=(m.attributions["share"] - m.attributions["reference_share"]).abs())
+            top = top.sort_values("moved", ascending=False, kind="stable").iloc[0]
+            out.append(f"{m.model} v{m.version}: attribution shift {m.attribution_shift:.3f} >= "
+                       f"{cfg.attribution_shift_alert} (most moved: {top['feature']}, share "
+                       f"{top['share']:.1%} against {top['reference_share']:.1%})")
+        out += self.performance_alerts(m, cfg)
+        return out
+
+    def performance_alerts(self, m: ModelDrift, cfg: MonitoringConfig) -> list[str]:
+        """Estimated or realised AUC (Gini for value) of the whole run below the card's by the alert line."""
+        perf = self.performance
+        if perf is None or perf.empty:
+            return []
+        mine = perf[(perf["model"] == m.model) & (perf["segment"] == ALL_SEGMENTS)].set_index("source")
+        if "card" not in mine.index:
+            return []
+        metric = "gini" if m.model == "value" else "auc"
+        card = mine.loc["card", metric]
+        out = []
+        for source in ("estimated", "realised"):
+            if source in mine.index and np.isfinite(mine.loc[source, metric]) and np.isfinite(card) \
+                    and card - mine.loc[source, metric] >= cfg.performance_drop_alert:
+                out.append(f"{m.model} v{m.version}: {source} {metric.upper() if metric == 'auc' else 'Gini'} "
+                           f"{mine.loc[source, metric]:.3f}, {card - mine.loc[source, metric]:.3f} below the "
+                           f"card's {card:.3f} (alert at {cfg.performance_drop_alert})")
         return out
 
 
@@ -149,29 +192,55 @@ def latest_imports(wh: Warehouse) -> pd.DataFrame | None:
     return frame.assign(rejected_share=np.where(read > 0, frame["rows_rejected"].astype("float64") / read.where(read > 0), 0.0))
 
 
-def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None) -> RunDrift:
-    """Feature and prediction drift of a scoring run against each of its models' reference profiles.
+def _score_bins(scores: np.ndarray, profile: dict) -> dict[str, list]:
+    bins = Bins.from_dict(profile["score"])
+    return {"labels": list(bins.labels), "reference": [float(x) for x in bins.reference],
+            "current": [float(x) for x in shares(bins, scores)]}
+
+
+def _attributions(row: dict[str, Any]) -> dict[str, Any]:
+    """scoring_runs.attributions of a run ({} for runs scored before the scorer kept them)."""
+    text = row.get("attributions")
+    return {} if sink.is_null(text) else json.loads(str(text))
+
+
+def _default_profiles(model: str, version: str) -> dict | None:
+    from training.track import version_json
+
+    return version_json(model, version, PROFILE_FILE)
+
+
+def _default_cards(model: str, version: str) -> dict[str, float] | None:
+    from training.track import version_metrics
+
+    return version_metrics(model, version)
+
+
+def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None, horizon_days: int | None = None,
+                cards=None) -> RunDrift:
+    """Feature, prediction and attribution drift of a scoring run against each of its models' reference
+    profiles, and (with `horizon_days`) the run's estimated and realised performance.
 
     Args:
         wh: the warehouse holding scoring_runs and customer_scores.
         run_id: a published run (default: the latest successful one).
         profiles: (model, version) -> the profile dict or None; default: the registry's
             `reference_profile.json` of that version (`training.track.version_json`).
+        horizon_days: the models' horizon; None leaves performance out.
+        cards: (model, version) -> the version's logged out-of-time metrics or None
+            (default: the registry's, `training.track.version_metrics`).
     """
-    if profiles is None:
-        from training.track import version_json
-
-        def profiles(model: str, version: str) -> dict | None:
-            return version_json(model, version, PROFILE_FILE)
-
+    profiles = profiles or _default_profiles
+    cards = cards or _default_cards
     row = chosen_run(wh, run_id)
     frame = run_features(row)
     scores = wh.native_query(f"select * from {sink.SCORES} where run_id = ? order by customer_id", [row["run_id"]])
     result = RunDrift(str(row["run_id"]), int(row["attempt"]), pd.Timestamp(row["as_of"]).date(), len(frame),
                       previous=previous_run(wh, row), imports=latest_imports(wh))
+    attributions = _attributions(row)
     for model in MODELS:
         version = row.get(f"{model}_version")
-        if version is None or (isinstance(version, float) and np.isnan(version)):
+        if sink.is_null(version):
             result.models.append(ModelDrift(model, None, note="not scored in this run"))
             continue
         version = str(version)
@@ -182,9 +251,63 @@ def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None) -> RunD
             continue
         profile = aged({**profile, "features": {k: v for k, v in profile["features"].items() if k not in RUN_SETTINGS}},
                        result.as_of)
-        result.models.append(ModelDrift(model, version, feature_drift(frame, profile),
-                                        prediction_drift(scores[SCORE_COLUMN[model]].to_numpy(dtype=float), profile)))
+        x = scores[SCORE_COLUMN[model]].to_numpy(dtype=float)
+        m = ModelDrift(model, version, feature_drift(frame, profile), prediction_drift(x, profile),
+                       score_bins=_score_bins(x, profile))
+        if model in attributions and profile.get("mean_abs_contribution"):
+            table, m.attribution_shift = attribution_drift(attributions[model]["mean_abs"],
+                                                           profile["mean_abs_contribution"])
+            m.attributions = table.assign(scale=attributions[model].get("scale"))
+        result.models.append(m)
+    if horizon_days is not None:
+        from monitoring.performance import RunRef, run_performance
+
+        run = RunRef.of(row)
+        result.performance = run_performance(wh, run, horizon_days, card=card_metrics(run, cards))
     return result
+
+
+def performance_history(wh: Warehouse, horizon_days: int, skip: str | None = None,
+                        cards=None) -> dict[str, pd.DataFrame]:
+    """run_id -> run_performance rows of every published run (but `skip`): estimated, realised where elapsed, card."""
+    from features.snapshots import data_end
+    from monitoring.performance import published_runs, run_performance
+
+    cards = cards or _default_cards
+    known: dict[tuple[str, str], dict | None] = {}
+
+    def cached(model: str, version: str) -> dict | None:
+        if (model, version) not in known:
+            known[model, version] = cards(model, version)
+        return known[model, version]
+
+    end = data_end(wh)
+    return {run.run_id: run_performance(wh, run, horizon_days, end, card_metrics(run, cached))
+            for run in published_runs(wh) if run.run_id != skip}
+
+
+def card_metrics(run, cards) -> dict[str, dict[str, float]]:
+    """model -> the card's out-of-time metrics of the version `run` scored with (models without them left out)."""
+    out = {}
+    for model, version in run.versions.items():
+        metrics = cards(model, version)
+        if metrics:
+            out[model] = metrics
+    return out
+
+
+def _performance_lines(perf: pd.DataFrame | None, model: str) -> list[str]:
+    if perf is None or perf.empty:
+        return []
+    mine = perf[(perf["model"] == model) & (perf["segment"] == ALL_SEGMENTS)].set_index("source")
+    metric, name = ("gini", "Gini") if model == "value" else ("auc", "AUC")
+    parts = [f"{label} {mine.loc[source, metric]:.3f}" for source, label in
+             (("estimated", "estimated"), ("realised", "realised"), ("card", "card"))
+             if source in mine.index and np.isfinite(mine.loc[source, metric])]
+    if "realised" not in mine.index:
+        parts.append("realised: horizon not elapsed yet" if model != "response"
+                     else "realised: no finished campaign in the horizon yet")
+    return [f"    {name}: " + ", ".join(parts)] if parts else []
 
 
 def summary_lines(drift: RunDrift, cfg: MonitoringConfig, top: int = 5) -> list[str]:
@@ -214,6 +337,16 @@ def summary_lines(drift: RunDrift, cfg: MonitoringConfig, top: int = 5) -> list[
                 (" (column absent)" if r.absent else "")
             lines.append(f"    {r.feature:<32} PSI {r.psi:7.3f}  missing {r.missing_share:6.1%} "
                          f"(reference {r.reference_missing_share:.1%}){extra}")
+        if m.attributions is not None:
+            a = m.attributions
+            moved = a.assign(moved=(a["share"] - a["reference_share"]).abs()).sort_values(
+                "moved", ascending=False, kind="stable").head(3)
+            lines.append(f"    attribution shift {m.attribution_shift:.3f}; most moved: " + ", ".join(
+                f"{r.feature} {r.reference_share:.1%} -> {r.share:.1%} (rank {r.reference_rank} -> {r.rank})"
+                for r in moved.itertuples()))
+        else:
+            lines.append("    attribution: not kept by this run (scored before the scorer accumulated it)")
+        lines += _performance_lines(drift.performance, m.model)
     alerts = drift.alerts(cfg)
     lines.append(f"alerts: {len(alerts)}" if alerts else "no alert")
     lines += [f"  ALERT {a}" for a in alerts]

@@ -310,6 +310,12 @@ class MonitoringConfig(_Section):
     # stable, 0.1-0.25 moderate, above 0.25 large.
     feature_psi_alert: Annotated[float, Strict(), Field(gt=0, le=100)] = 0.25
     prediction_psi_alert: Annotated[float, Strict(), Field(gt=0, le=100)] = 0.25
+    # Attribution shift of a model (total variation distance between the run's and the
+    # reference's shares of mean |SHAP| per feature, 0-1).
+    attribution_shift_alert: Annotated[float, Strict(), Field(gt=0, le=1)] = 0.1
+    # A run's estimated or realised AUC (Gini for value) this far below the model card's
+    # out-of-time number.
+    performance_drop_alert: Annotated[float, Strict(), Field(gt=0, le=2)] = 0.05
 
 
 SECTIONS = {"warehouse": WarehouseConfig, "mlflow": MlflowConfig, "import": ImportConfig,
@@ -687,6 +693,12 @@ port = 8000
 # moderate shift, above 0.25 a large one).
 feature_psi_alert = 0.25
 prediction_psi_alert = 0.25
+# ... or when a model's attribution shift (how differently it spreads mean |SHAP| over
+# its features than on the reference, 0-1) reaches this,
+attribution_shift_alert = 0.1
+# ... or when a run's estimated or realised AUC (Gini for value) falls this far below
+# the model card's out-of-time number.
+performance_drop_alert = 0.05
 """
 
 

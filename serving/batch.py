@@ -35,7 +35,7 @@ from serving import sink
 from serving.registry import MODEL_NAMES, champions, missing_reasons
 from serving.response_value import ResponseValue, snapshot_median
 from serving.response_value import observed as observed_response_value
-from serving.score import ChunkResult, score_chunk
+from serving.score import AttributionSums, ChunkResult, score_chunk
 from serving.sink import ScoringError
 from training.feature_sets import default_campaign_kind
 from training.models import LgbmModel
@@ -71,6 +71,8 @@ class RunSummary:
     snapshot: Path | None = None
     missing: dict[str, str] = field(default_factory=dict)  # model -> why it has no scores in this run
     response_value: ResponseValue | None = None  # k and AOV fallback of expected_profit (serving.response_value)
+    # model -> |contribution| sums over every customer explained (scoring_runs.attributions)
+    attributions: dict[str, AttributionSums] = field(default_factory=dict)
 
     def report(self) -> str:
         versions = ", ".join(f"{k} v{v}" for k, v in self.versions.items())
@@ -218,8 +220,14 @@ def score_with(
     return summary
 
 
-def _stage(db: sink._Db, run_id: str, result: ChunkResult, work: dict[str, float]) -> int:
-    """Stage one scored piece's rows; returns its customers. Adds its seconds to `work`."""
+def _stage(db: sink._Db, run_id: str, result: ChunkResult, summary: RunSummary) -> int:
+    """Stage one scored piece's rows; returns its customers. Adds its seconds and attributions to `summary`."""
+    work = summary.work
+    for name, sums in result.attributions.items():
+        if name in summary.attributions:
+            summary.attributions[name].add(sums)
+        else:
+            summary.attributions[name] = AttributionSums(sums.scale, sums.rows, dict(sums.sum_abs))
     t = time.perf_counter()
     for name, frame in ((sink.SCORES, result.scores), (sink.SEGMENTS, result.segments),
                         (sink.REASONS, result.reasons)):
@@ -289,10 +297,10 @@ def _run(
                                            contact_cost, k=k, response_value=summary.response_value,
                                            threads=per_piece))
                 while len(pending) > workers or (pending and pending[0].done()):
-                    done += _stage(db, run_id, pending.popleft().result(), summary.work)
+                    done += _stage(db, run_id, pending.popleft().result(), summary)
                     count(done, n)
             while pending:
-                done += _stage(db, run_id, pending.popleft().result(), summary.work)
+                done += _stage(db, run_id, pending.popleft().result(), summary)
                 count(done, n)
             say(f"scored and explained {done:,} / {n:,} customers (chunk {i} of {chunks})")
             failpoint("staged-chunk")
@@ -306,6 +314,8 @@ def _run(
     if summary.rows != expected:  # a bug, never a data problem
         raise RuntimeError(f"staged rows {summary.rows} differ from the expected {expected}")
     summary.timings["rank"] = time.perf_counter() - t
+    sink.update_attempt(db, run_id, summary.attempt, attributions=json.dumps(
+        {name: sums.as_json() for name, sums in summary.attributions.items()}))
 
     t = time.perf_counter()
     say("publishing")

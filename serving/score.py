@@ -31,6 +31,34 @@ def expected_profit(response_prob: np.ndarray, value_per_response: np.ndarray, m
 
 
 @dataclass
+class AttributionSums:
+    """Sum of |contribution| per feature of one model over the rows explained so far.
+
+    The scorer adds every piece's sums while it explains, so a run's mean |contribution|
+    per feature (attribution drift, `monitoring`) needs no second SHAP pass.
+    """
+
+    scale: str
+    rows: int = 0
+    sum_abs: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, values: pd.DataFrame, scale: str) -> AttributionSums:
+        sums = np.abs(values.to_numpy(dtype=float)).sum(axis=0) if len(values) else np.zeros(values.shape[1])
+        return cls(scale, len(values), {str(c): float(v) for c, v in zip(values.columns, sums)})
+
+    def add(self, other: AttributionSums) -> None:
+        self.rows += other.rows
+        for k, v in other.sum_abs.items():
+            self.sum_abs[k] = self.sum_abs.get(k, 0.0) + v
+
+    def as_json(self) -> dict:
+        """{"rows", "scale", "mean_abs": {feature: mean |contribution|}} (the scoring_runs record)."""
+        n = max(self.rows, 1)
+        return {"rows": self.rows, "scale": self.scale, "mean_abs": {k: v / n for k, v in self.sum_abs.items()}}
+
+
+@dataclass
 class ChunkResult:
     """Published rows of one chunk (without run_id / deciles / tiers, added later)."""
 
@@ -41,6 +69,8 @@ class ChunkResult:
     # check), "reasons" (ranking, effects, sentences), "score" (the rest: output scale,
     # value per response, expected profit, segments)
     seconds: dict[str, float] = field(default_factory=dict)
+    # model -> sum of |contribution| per feature over this chunk's rows
+    attributions: dict[str, AttributionSums] = field(default_factory=dict)
 
 
 def score_chunk(
@@ -79,6 +109,7 @@ def score_chunk(
     ids = frame["customer_id"].to_numpy()
     scores = pd.DataFrame({"customer_id": ids, "as_of": pd.Timestamp(as_of)})
     reasons = []
+    attributions = {}
     out_col = {"churn": "churn_risk", "response": "response_prob", "value": "predicted_value"}
     for name in ("churn", "response", "value"):
         model = models.get(name)
@@ -88,6 +119,7 @@ def score_chunk(
         rows = with_campaign_kind(model, frame, campaign_kind)
         t = time.perf_counter()
         c = contributions(model, rows, chunk_rows=max(1, len(rows)), threads=threads)
+        attributions[name] = AttributionSums.of(c.values, c.scale)
         spent["explain"] += time.perf_counter() - t
         scores[out_col[name]] = model.output(c.raw)
         t = time.perf_counter()
@@ -101,4 +133,5 @@ def score_chunk(
     segments = frame[["customer_id", *SEGMENT_COLUMNS]].reset_index(drop=True)
     segments.insert(1, "as_of", pd.Timestamp(as_of))
     spent["score"] = time.perf_counter() - start - spent["explain"] - spent["reasons"]
-    return ChunkResult(scores, segments, pd.concat(reasons, ignore_index=True), spent)
+    return ChunkResult(scores, segments, pd.concat(reasons, ignore_index=True), spent,
+                       attributions)

@@ -563,6 +563,13 @@ def version_json(name: str, version: str, path: str) -> dict | None:
         return json.loads(Path(local).read_text())
 
 
+def version_metrics(name: str, version: str) -> dict[str, float]:
+    """The metrics logged with a registered version's run (its out-of-time test half's, unprefixed)."""
+    mlflow = _mlflow()
+    run_id = version_record(name, version)["run_id"]
+    return dict(mlflow.MlflowClient().get_run(run_id).data.metrics)
+
+
 def version_record(name: str, version: str) -> dict[str, Any]:
     """A registered version: run id, creation time, tags and the aliases pointing at it."""
     mlflow = _mlflow()

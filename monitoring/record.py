@@ -1,0 +1,72 @@
+"""Writing a monitored run into the monitoring tables (`monitoring.tables`), all in one transaction."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from features.load import Warehouse
+from monitoring import tables
+from monitoring.run import RunDrift
+from propensity.config import MonitoringConfig
+from serving import sink
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def drift_frames(drift: RunDrift, cfg: MonitoringConfig, at: datetime | None = None) -> dict[str, pd.DataFrame]:
+    """The run's rows of monitoring_features, monitoring_predictions and monitoring_attributions."""
+    at = at or _now()
+    key = {"run_id": drift.run_id, "attempt": drift.attempt, "as_of": drift.as_of}
+    features, predictions, attributions = [], [], []
+    for m in drift.models:
+        model_key = {**key, "model": m.model, "version": m.version}
+        alerts = drift.model_alerts(m, cfg)
+        if m.features is not None:
+            f = m.features.assign(**model_key, alert=m.features["psi"] >= cfg.feature_psi_alert, monitored_at=at)
+            features.append(f)
+        p = m.prediction or {}
+        predictions.append({
+            **model_key, "rows": p.get("rows"), "psi": p.get("psi"), "mean_score": p.get("mean"),
+            "reference_mean_score": p.get("reference_mean"),
+            "score_bins": None if m.score_bins is None else json.dumps(m.score_bins),
+            "attribution_shift": m.attribution_shift,
+            "features_alerted": None if m.features is None else int((m.features["psi"] >= cfg.feature_psi_alert).sum()),
+            "alert": bool(alerts), "note": m.note, "monitored_at": at})
+        if m.attributions is not None:
+            attributions.append(m.attributions.assign(**model_key, monitored_at=at))
+    out = {
+        tables.FEATURES: pd.concat(features, ignore_index=True) if features else pd.DataFrame(
+            columns=tables.columns(tables.FEATURES)),
+        tables.PREDICTIONS: pd.DataFrame(predictions, columns=tables.columns(tables.PREDICTIONS)),
+        tables.ATTRIBUTIONS: pd.concat(attributions, ignore_index=True) if attributions else pd.DataFrame(
+            columns=tables.columns(tables.ATTRIBUTIONS)),
+    }
+    return {name: frame[tables.columns(name)] for name, frame in out.items()}
+
+
+def write(wh: Warehouse, drift: RunDrift, cfg: MonitoringConfig, performance: dict[str, pd.DataFrame]) -> None:
+    """Replace the monitored run's drift rows, and each listed run's run_performance rows.
+
+    Args:
+        wh: a warehouse opened for writing (DuckDB file or PostgreSQL).
+        drift: the monitored run.
+        cfg: the alert lines (which rows are alerts).
+        performance: run_id -> that run's run_performance rows (`monitoring.performance`).
+    """
+    db = sink.database(wh)
+    try:
+        tables.ensure(db)
+        at = _now()
+        frames = drift_frames(drift, cfg, at)
+        with db.transaction():
+            for name, frame in frames.items():
+                tables.replace_rows(db, name, drift.run_id, frame)
+            for run_id, frame in performance.items():
+                tables.replace_rows(db, tables.PERFORMANCE, run_id, frame.assign(computed_at=at))
+    finally:
+        db.close()
