@@ -18,6 +18,9 @@ token whose role may not call the endpoint. Admin tokens may call everything.
 | GET  /models/{name}/card                   | auditor               |
 | GET  /runs, /runs/{run_id}                 | auditor               |
 | GET  /runs/{run_id}/customers/{id}/explain | auditor               |
+| GET  /monitoring/runs, /monitoring/runs/{run_id} | auditor         |
+| GET  /monitoring/performance               | auditor               |
+| GET  /monitoring/report                    | auditor               |
 
 The warehouse is opened per request and closed after it: read-only for DuckDB, so the
 API never blocks a scoring run for longer than one request, and a file locked by a
@@ -36,6 +39,13 @@ recorded reason, a plain-words message for the page and the columns left null. T
 lists rank by what the run has (`GET /targets/options`); `POST /score` scores with the
 champions that exist and lists the others; a model card of a model without that version
 is 404 with one line.
+
+Monitoring (`propensity monitor` writes the tables of `monitoring.tables`): the
+monitored runs with each model's score PSI, alert and attribution shift; one run's
+feature, prediction and attribution rows; the realised, estimated and card performance
+rows; and the HTML report (`monitoring.report`, self-contained, served as a sandboxed
+document). These read only the monitoring tables and scoring_runs; a run that was never
+monitored is 404 with one line.
 """
 
 import inspect
@@ -60,6 +70,7 @@ from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.load import Warehouse, WarehouseError
+from monitoring.report import NotMonitored
 from propensity.config import CONFIG_FILE, ApiConfig, Config
 from serving import security, sink
 from serving.current import CurrentRun, RunCache, ServiceBusy, has_campaigns, latest_run, plain, quiet_collector
@@ -372,6 +383,161 @@ class RunExplanationOut(_Out):
     missing: list[MissingModel] = Field(description="Models not scored in the run, and why.")
 
 
+# -- monitoring ------------------------------------------------------------------------------
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Stored in UTC without a zone; sent with it, as an RFC 3339 date-time needs."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class MonitoredModel(_Out):
+    """One model of a monitored run (its monitoring_predictions row, in short)."""
+
+    model: str
+    version: str | None
+    psi: float | None = Field(description="PSI of the run's scores against the model's reference score bins.")
+    alert: bool = Field(description="Some alert of this model fired (a feature or the score PSI at its alert line).")
+    attribution_shift: float | None = Field(
+        description="Total variation distance between the run's and the reference's attribution shares (0-1).")
+    features_alerted: int | None = Field(description="Features whose PSI reached [monitoring] feature_psi_alert.")
+    mean_score: float | None
+    reference_mean_score: float | None
+    note: str | None = Field(description="Why a model has no drift numbers (e.g. not scored, no reference profile).")
+
+
+class MonitoredRun(_Out):
+    run_id: str
+    attempt: int
+    as_of: date
+    alert: bool = Field(description="Any model of the run alerted.")
+    monitored_at: datetime | None = None
+    models: list[MonitoredModel]
+
+    @field_validator("monitored_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+
+class FeatureDriftRow(_Out):
+    """A monitoring_features row: one feature of one model in the run."""
+
+    model: str
+    version: str | None
+    feature: str
+    kind: str | None = Field(description="numeric or categorical.")
+    psi: float | None
+    missing_share: float | None
+    reference_missing_share: float | None
+    new_level_share: float | None = Field(description="Share of categorical levels the reference never saw.")
+    absent: bool | None = Field(description="The run lacked the column (every row counts as missing).")
+    alert: bool | None
+
+
+class ScoreBins(_Out):
+    labels: list[str]
+    reference: list[float | None] = Field(description="Reference share per bin.")
+    current: list[float | None] = Field(description="The run's share per bin.")
+
+
+class PredictionDriftRow(_Out):
+    """A monitoring_predictions row: one model in the run."""
+
+    model: str
+    version: str | None
+    rows: int | None
+    psi: float | None
+    mean_score: float | None
+    reference_mean_score: float | None
+    score_bins: ScoreBins | None = Field(description="Shares per reference score bin, for charts.")
+    attribution_shift: float | None
+    features_alerted: int | None
+    alert: bool | None
+    note: str | None
+
+
+class AttributionRow(_Out):
+    """A monitoring_attributions row: one feature's share of a model's mean |contribution|."""
+
+    model: str
+    version: str | None
+    feature: str
+    mean_abs_contribution: float | None
+    reference_mean_abs_contribution: float | None
+    share: float | None
+    reference_share: float | None
+    rank: int | None
+    reference_rank: int | None
+    scale: str | None
+
+
+class MonitoredRunDetail(_Out):
+    run_id: str
+    attempt: int
+    as_of: date
+    features: list[FeatureDriftRow]
+    predictions: list[PredictionDriftRow]
+    attributions: list[AttributionRow]
+
+
+class PerformanceRow(_Out):
+    """A run_performance row: one run, model, source and segment."""
+
+    run_id: str
+    attempt: int
+    as_of: date
+    model: str
+    version: str | None
+    source: str = Field(description="realised (labels of the elapsed horizon), estimated (from the scores alone) "
+                                    "or card (the model card's out-of-time numbers).")
+    segment: str = Field(description="'all', or an RFMW segment.")
+    horizon_end: date | None
+    customers: int | None
+    positives: float | None
+    mean_score: float | None
+    mean_actual: float | None
+    auc: float | None
+    pr_auc: float | None
+    ece: float | None
+    gini: float | None
+    computed_at: datetime | None = None
+
+    @field_validator("computed_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+
+def _monitoring_rows(model: type[BaseModel], frame: pd.DataFrame) -> list[Any]:
+    """A monitoring table's rows as `model`s (its fields only; missing values None)."""
+    names = [n for n in model.model_fields if n in frame.columns]
+    out = []
+    for r in frame[names].to_dict("records"):
+        row = {k: plain(v) for k, v in r.items()}
+        if "score_bins" in row:
+            row["score_bins"] = _score_bins(row["score_bins"])
+        for key in ("as_of", "horizon_end"):
+            if isinstance(row.get(key), datetime):
+                row[key] = row[key].date()
+        out.append(model(**row))
+    return out
+
+
+def _score_bins(text: Any) -> ScoreBins | None:
+    """monitoring_predictions.score_bins (JSON) as ScoreBins, None when absent or unreadable."""
+    import json
+
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+        return ScoreBins(labels=[str(v) for v in data["labels"]],
+                         reference=[None if v is None or not math.isfinite(v) else float(v) for v in data["reference"]],
+                         current=[None if v is None or not math.isfinite(v) else float(v) for v in data["current"]])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 # -- errors --------------------------------------------------------------------------------
 
 
@@ -426,6 +592,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceBusy)
     async def _busy(_request: Request, exc: ServiceBusy) -> JSONResponse:
         return JSONResponse({"detail": _one_line(str(exc))}, status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(NotMonitored)
+    async def _not_monitored(_request: Request, exc: NotMonitored) -> JSONResponse:
+        return reply(404, str(exc))
 
     @app.exception_handler(WarehouseError)
     async def _warehouse(_request: Request, exc: WarehouseError) -> JSONResponse:
@@ -1114,6 +1284,64 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
         return RunExplanationOut(run_id=run_id, attempt=int(run_row["attempt"]), customer_id=customer_id,
                                  stored_rows=len(result.stored), mismatches=result.mismatches, verdict=lines[-1],
                                  models=out, missing=missing)
+
+    # -- monitoring ----------------------------------------------------------------------
+    @route("get", "/monitoring/runs", audit, response_model=list[MonitoredRun], tags=["monitoring"])
+    def monitoring_runs(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[MonitoredRun]:
+        """Monitored scoring runs, latest as-of first: per model the score PSI, alert and attribution shift."""
+        from monitoring.report import MODEL_ORDER, monitored_runs
+
+        with gate.open() as wh:
+            frame = monitored_runs(wh)
+        out = []
+        for (run_id, attempt, as_of), part in frame.groupby(["run_id", "attempt", "as_of"], sort=False):
+            part = part.assign(_order=part["model"].map(lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else 99))
+            found = _monitoring_rows(MonitoredModel, part.sort_values(["_order", "model"]))
+            when = [plain(v) for v in part["monitored_at"]]
+            out.append(MonitoredRun(run_id=str(run_id), attempt=int(attempt), as_of=_as_date(as_of),
+                                    alert=any(m.alert for m in found),
+                                    monitored_at=max((w for w in when if w is not None), default=None),
+                                    models=found))
+            if len(out) == limit:
+                break
+        return out
+
+    @route("get", "/monitoring/runs/{run_id}", audit, response_model=MonitoredRunDetail, tags=["monitoring"])
+    def monitoring_run(run_id: Annotated[str, PathParam(min_length=1, max_length=100)]) -> MonitoredRunDetail:
+        """One monitored run's rows: feature drift, prediction drift (with score bins) and attribution shares."""
+        from monitoring.report import run_tables
+
+        with gate.open() as wh:
+            rows = run_tables(wh, run_id)  # NotMonitored: 404
+        first = rows["predictions"] if len(rows["predictions"]) else rows["features"]
+        return MonitoredRunDetail(
+            run_id=run_id, attempt=int(first["attempt"].iloc[0]), as_of=_as_date(first["as_of"].iloc[0]),
+            features=_monitoring_rows(FeatureDriftRow, rows["features"]),
+            predictions=_monitoring_rows(PredictionDriftRow, rows["predictions"]),
+            attributions=_monitoring_rows(AttributionRow, rows["attributions"]))
+
+    @route("get", "/monitoring/performance", audit, response_model=list[PerformanceRow], tags=["monitoring"])
+    def monitoring_performance(
+        model: Annotated[Literal["churn", "response", "value"] | None, Query(description="Only this model's rows.")] = None,
+        run_id: Annotated[str | None, Query(min_length=1, max_length=100, description="Only this run's rows.")] = None,
+    ) -> list[PerformanceRow]:
+        """Realised, estimated and model-card performance per run, model and segment (by as-of)."""
+        from monitoring.report import performance_rows
+
+        with gate.open() as wh:
+            return _monitoring_rows(PerformanceRow, performance_rows(wh, model, run_id))
+
+    @route("get", "/monitoring/report", audit, response_class=HTMLResponse, tags=["monitoring"],
+           responses={200: {"content": {"text/html": {}}, "description": "The monitoring report."}})
+    def monitoring_report(
+        run_id: Annotated[str | None, Query(min_length=1, max_length=100,
+                                            description="A monitored run (default: the latest monitored one).")] = None,
+    ) -> HTMLResponse:
+        """The monitoring report of a run: one self-contained HTML page (inline SVG charts, no script)."""
+        from monitoring.report import report_html
+
+        with gate.open() as wh:
+            return HTMLResponse(report_html(wh, run_id, cfg.monitoring))
 
     # -- the web page --------------------------------------------------------------------
     @app.get("/", include_in_schema=False)

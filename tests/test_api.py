@@ -538,3 +538,34 @@ def test_settings_defaults_and_token_path(tmp_path: Path) -> None:
     assert s == ApiSettings() and (s.host, s.port, s.token_file) == ("127.0.0.1", 8000, "api_tokens.json")
     assert token_file_path(s, tmp_path / "propensity.toml") == tmp_path / "api_tokens.json"
     assert token_file_path(ApiSettings(token_file="/etc/x.json"), tmp_path / "p.toml") == Path("/etc/x.json")
+
+
+# -- monitoring (issue 14; the numbers: tests/test_monitor_report.py) ----------------------------
+
+MONITORING = [  # path, answer for a role allowed on this world, where `propensity monitor` has not run
+    ("/monitoring/runs", 200), ("/monitoring/performance", 200),
+    ("/monitoring/runs/{run}", 404), ("/monitoring/report", 404),
+]
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_monitoring_is_for_auditors_and_says_when_nothing_is_monitored(world, client, ids, role: Role) -> None:
+    got = {path: client.get(_fill(path, world, ids), headers=auth(world, role)) for path, _ in MONITORING}
+    for path, status in MONITORING:
+        answer = got[path]
+        assert answer.status_code == (status if role in (A, D) else 403), (path, answer.text)
+        if status == 200 and role in (A, D):
+            assert answer.json() == []
+    if role in (A, D):
+        assert got["/monitoring/report"].json()["detail"] == (
+            "no monitored scoring run yet; run `propensity monitor` after a scoring run")
+        assert got["/monitoring/runs/{run}"].json()["detail"].startswith(
+            f"scoring run '{ids['run']}' has not been monitored; run `propensity monitor --run {ids['run']}`")
+
+
+def test_monitoring_roles_in_the_docs(client) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in ("/monitoring/runs", "/monitoring/runs/{run_id}", "/monitoring/performance", "/monitoring/report"):
+        op = spec["paths"][path]["get"]
+        assert set(op["x-roles"]) == {"auditor", "admin"} and op["security"] == [{"token": []}], path
+        assert "404" in op["responses"], path
