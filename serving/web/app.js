@@ -1,4 +1,4 @@
-// propensity web page: token sign-in, campaign targeting (marketer), customer reasons (auditor).
+// propensity web page: token sign-in, campaign targeting (marketer), customer reasons and monitoring (auditor).
 // Plain browser JavaScript, no build step and nothing loaded from elsewhere; charts are inline SVG.
 "use strict";
 
@@ -125,6 +125,7 @@ async function signIn(token) {
   const auditor = me.role === "auditor" || me.role === "admin";
   $("tab-marketer").hidden = !marketer;
   $("tab-auditor").hidden = !auditor;
+  $("tab-monitoring").hidden = !auditor;
   showView(marketer ? "marketer-view" : "auditor-view");
   if (marketer) loadMarketer();
 }
@@ -507,6 +508,72 @@ async function recompute(event) {
   }
 }
 
+// -- monitoring (auditor) ----------------------------------------------------------------
+
+/** The monitored runs (latest first, alerts marked) and the report of the latest, or of the run asked for. */
+async function loadMonitoring(runId = undefined) {
+  showError("monitoring-error", null);
+  const box = $("monitoring-runs");
+  let runs;
+  try {
+    runs = await api("/monitoring/runs");
+  } catch (e) {
+    box.replaceChildren();
+    showError("monitoring-error", e);
+    return;
+  }
+  if (runs.length === 0) {
+    box.replaceChildren(el("p", { class: "muted", id: "monitoring-empty" },
+                           "No monitored run yet: run `propensity monitor` after a scoring run."));
+    $("report-panel").hidden = true;
+    return;
+  }
+  const chosen = runId || runs[0].run_id;
+  const models = MODELS.concat(runs.flatMap((r) => r.models.map((m) => m.model)).filter((n) => !MODELS.includes(n)))
+    .filter((n) => runs.some((r) => r.models.some((m) => m.model === n)));
+  const head = el("tr", {}, el("th", {}, "as of"), el("th", {}, "run"),
+                  ...models.map((n) => el("th", { class: "num" }, `${n} score PSI`)),
+                  el("th", { class: "num" }, "features alerted"), el("th", { class: "num" }, "attribution shift (max)"),
+                  el("th", {}, "status"), el("th", {}, ""));
+  const rows = runs.map((r) => {
+    const by = Object.fromEntries(r.models.map((m) => [m.model, m]));
+    const shifts = r.models.map((m) => m.attribution_shift).filter((v) => v !== null && v !== undefined);
+    const alerted = r.models.reduce((n, m) => n + (m.features_alerted || 0), 0);
+    const button = el("button", { type: "button", "data-run": r.run_id }, "Report");
+    button.addEventListener("click", () => loadMonitoring(r.run_id));
+    const cls = [r.alert ? "alert" : "", r.run_id === chosen ? "chosen" : ""].filter(Boolean).join(" ");
+    return el("tr", { class: cls, "data-run": r.run_id },
+              el("td", {}, r.as_of), el("td", {}, r.run_id),
+              ...models.map((n) => {
+                const m = by[n];
+                if (!m) return el("td", { class: "num" }, "–");
+                return el("td", { class: "num", title: m.note || "" }, m.psi === null ? "–" : fmt.num(m.psi, 3),
+                          m.alert ? el("span", { class: "alert-mark" }, " ⚠") : "");
+              }),
+              el("td", { class: "num" }, fmt.int(alerted)),
+              el("td", { class: "num" }, shifts.length ? fmt.num(Math.max(...shifts), 3) : "–"),
+              el("td", {}, r.alert ? el("span", { class: "alert-mark" }, "ALERT") : "ok"),
+              el("td", {}, button));
+  });
+  box.replaceChildren(el("table", { id: "monitoring-table" }, el("thead", {}, head), el("tbody", {}, ...rows)));
+  await showReport(chosen);
+}
+
+/** The run's HTML report (self-contained, no script) in the sandboxed frame, and a link to save it. */
+async function showReport(runId) {
+  try {
+    const html = await api(`/monitoring/report?run_id=${encodeURIComponent(runId)}`, { as: "text" });
+    $("report-title").textContent = `monitoring report of run ${runId}`;
+    $("report-frame").srcdoc = html;
+    const link = $("report-download");
+    link.href = URL.createObjectURL(new Blob([html], { type: "text/html" }));
+    link.setAttribute("download", `monitoring-${runId.replace(/[^\w.-]+/g, "-")}.html`);
+    $("report-panel").hidden = false;
+  } catch (e) {
+    showError("monitoring-error", e);
+  }
+}
+
 // -- wiring ------------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -522,7 +589,10 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("logout").addEventListener("click", signOut);
   for (const tab of document.querySelectorAll("#tabs button")) {
-    tab.addEventListener("click", () => showView(tab.dataset.view));
+    tab.addEventListener("click", () => {
+      showView(tab.dataset.view);
+      if (tab.dataset.view === "monitoring-view") loadMonitoring();
+    });
   }
   $("target-form").addEventListener("submit", buildTargets);
   $("rank-by").addEventListener("change", updateTargetForm);

@@ -1,0 +1,161 @@
+"""The monitoring report and the web page's Monitoring tab in headless Chromium (Debian's /usr/bin/chromium).
+
+Over the hand-made monitoring rows of tests/test_monitor_report.py (nothing trained): the
+report file opened from disk renders every section, with SVG charts of non-zero size,
+no console error and no request leaving the file; an auditor signs in, opens the
+Monitoring tab, sees the runs with the alerted one marked and the report in its frame;
+a marketer has no such tab. Screenshots go to the test's tmp folder and tests/.artifacts/.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from features.load import Warehouse
+from serving.tokens import Role
+from tests.test_monitor_report import R1, R2, SECTION_IDS, fill_warehouse
+from tests.test_web import CHROMIUM, CHROMIUM_ARGS, _free_port, click, shoot, sign_in
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    """The hand-made warehouse, its report file, and a token of each role."""
+    from monitoring.report import write_report
+    from propensity.config import Config, WarehouseConfig
+    from serving.tokens import TokenStore
+
+    folder = tmp_path_factory.mktemp("monitor_web")
+    url = f"duckdb:///{folder / 'warehouse.duckdb'}"
+    fill_warehouse(url)
+    with Warehouse(url, read_only=True) as wh:
+        report = write_report(wh, None, folder / "report.html")
+    store = TokenStore(folder / "tokens.json")
+    tokens = {role: store.create(f"test-{role.value}", role)[1] for role in Role}
+    return {"cfg": Config(warehouse=WarehouseConfig(url=url)), "report": report, "token_file": store.path,
+            "tokens": tokens}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/system-deps.sh does)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page that fails on a script error and records console errors and every request it makes."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    errors: list[str] = []
+    pg.console_errors, pg.requests = [], []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    # a missing favicon is the browser's own request, not the page's
+    pg.on("console", lambda m: pg.console_errors.append(f"{m.text} ({m.location.get('url')})")
+          if m.type == "error" and not str(m.location.get("url", "")).endswith("/favicon.ico") else None)
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def assert_report_rendered(frame, where: str) -> None:
+    """Every section visible with its heading; every chart an SVG with a real size."""
+    for key in SECTION_IDS:
+        section = frame.locator(f"section#{key}")
+        assert section.is_visible(), f"{where}: section {key} not visible"
+        assert section.locator("h2").inner_text().strip(), key
+    charts = frame.locator("svg.chart")
+    assert charts.count() >= 9, where
+    for i in range(charts.count()):
+        box = charts.nth(i).bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 50, (where, i, box)
+    # the alerted feature's bar is drawn red and longer than the others of its model
+    churn = frame.locator("section#feature-drift article[data-model=churn]")
+    alert_bar = churn.locator("rect.bar.alert").first.bounding_box()
+    other = churn.locator("rect.bar:not(.alert)").first.bounding_box()
+    assert alert_bar["width"] > other["width"] > 0
+    # the feature named <script> is shown as text, not run
+    assert "<script>alert('x')</script>" in churn.inner_text()
+
+
+def test_the_report_file_renders_offline(world, page, tmp_path: Path) -> None:
+    url = Path(world["report"]).resolve().as_uri()
+    page.goto(url)
+    assert_report_rendered(page, "report file")
+    assert page.title().startswith(f"Monitoring report: run {R2}")
+    assert page.requests == [url]  # nothing but the file itself: no style, font, image or script from elsewhere
+    assert page.console_errors == []
+    shoot(page, tmp_path, "monitoring-report")
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    """The app under uvicorn in a background thread, over the hand-made warehouse."""
+    import uvicorn
+
+    from serving.api import create_app
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(world["cfg"], world["token_file"]), host="127.0.0.1", port=port,
+                                        log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start within 30 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_auditor_sees_monitored_runs_and_reports(world, server, page, tmp_path: Path) -> None:
+    sign_in(page, server, world["tokens"][Role.auditor])
+    assert page.is_visible("#tab-monitoring") and not page.is_visible("#tab-marketer")
+    click(page, "#tab-monitoring")
+    page.wait_for_selector("#monitoring-table tbody tr")
+    assert page.is_visible("#monitoring-view") and not page.is_visible("#auditor-view")
+    rows = page.locator("#monitoring-table tbody tr")
+    assert [rows.nth(i).get_attribute("data-run") for i in range(rows.count())] == [R2, R1]  # latest first
+    latest = page.locator(f"#monitoring-table tr[data-run='{R2}']")
+    assert "alert" in latest.get_attribute("class") and "ALERT" in latest.inner_text()
+    assert "0.338" in latest.inner_text()  # churn's score PSI
+    assert "alert" not in (page.locator(f"#monitoring-table tr[data-run='{R1}']").get_attribute("class") or "")
+    # the alerted row is drawn in another colour than the calm one
+    colour = lambda run: page.eval_on_selector(  # noqa: E731
+        f"#monitoring-table tr[data-run='{run}'] td", "td => getComputedStyle(td).backgroundColor")
+    assert colour(R2) != colour(R1)
+
+    page.wait_for_selector("#report-panel:not([hidden])")
+    frame = page.frame_locator("#report-frame")
+    frame.locator("section#data-checks").wait_for()
+    assert f"scoring run {R2}" in frame.locator("header").inner_text()
+    assert_report_rendered(frame, "latest run in the tab")
+    shoot(page, tmp_path, "monitoring-tab")
+
+    click(page, f"#monitoring-table button[data-run='{R1}']")
+    frame.locator(f"header:has-text('{R1}')").wait_for()
+    assert "chosen" in page.locator(f"#monitoring-table tr[data-run='{R1}']").get_attribute("class")
+    assert "no alert" in frame.locator("section#summary").inner_text()
+    assert "Champions" in frame.locator("section#performance").inner_text()
+    assert page.console_errors == []
+
+
+def test_marketer_has_no_monitoring_tab(world, server, page) -> None:
+    sign_in(page, server, world["tokens"][Role.marketer])
+    assert not page.is_visible("#tab-monitoring") and not page.is_visible("#monitoring-view")
