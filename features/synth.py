@@ -84,8 +84,9 @@ Ground truth (`truth`, one row per customer)
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -151,15 +152,166 @@ _US_PER_HOUR = 3_600_000_000
 _NEVER = np.iinfo(np.int64).max // 4
 
 
+DRIFT_KINDS = ("price-rise", "category-mix", "zero-feed")
+# The parameters each kind takes (besides `start`), as written on the command line.
+DRIFT_PARAMS: dict[str, tuple[str, ...]] = {
+    "price-rise": ("rise", "factor"),
+    "category-mix": ("share", "into"),
+    "zero-feed": ("column",),
+}
+PRICE_RISE_SEGMENT = "price-oriented customers (needs-evaluation orientation 'price', a latent trait of every customer)"
+# Columns a zero-feed drift can zero, with the features that read them. Only columns whose
+# zero (or blank) still passes the input contract: a zeroed needs-evaluation urgency,
+# importance or solution fit (1-5 in the contract) would be rejected at import, never
+# reaching the features.
+ZERO_FEED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers.income_band": ("attr_income_band",),
+    "customers.age_band": ("attr_age_band",),
+    "customers.region": ("attr_region",),
+    "transactions.category": ("width_categories",),
+    "transactions.quantity": (),  # no feature reads it: only an input check can see this one
+    "needs_evaluations.complaint": ("needs_complaints_365d", "needs_complaints_total"),
+}
+# The date that makes a row "from the start on", per table.
+_ROW_DATE = {"customers": "first_seen", "transactions": "ts", "needs_evaluations": "evaluated_at"}
+_DRIFT_SEED = 0xD1F7  # drift randomness: default_rng([seed, _DRIFT_SEED]), apart from the world's
+
+
+class DriftError(ValueError):
+    """A drift the sample world cannot apply; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A known shift injected into the sample world from `start` on (rows before it are untouched).
+
+    Kinds and their parameters:
+        price-rise: the price-oriented customers pay `1 + rise` times as much per line and
+            buy `factor` times as often (their usual gap between orders grows to match).
+        category-mix: a `share` of order lines moves into the `into` categories (default the
+            rare, big-ticket electronics, so the average order's value moves; width, a
+            lifetime count of categories, barely moves: PSI 0.006 at the default).
+        zero-feed: an upstream feed zeroes `column` (``table.column``; text becomes blank)
+            on every row dated at or after `start` (customers: by `first_seen`).
+    """
+
+    kind: str
+    start: date
+    rise: float = 0.25
+    factor: float = 0.5
+    share: float = 0.8
+    into: tuple[str, ...] = ("electronics",)
+    column: str = "customers.income_band"
+
+    def __post_init__(self) -> None:
+        if self.kind not in DRIFT_KINDS:
+            raise DriftError(f"unknown drift kind {self.kind!r}; use one of {', '.join(DRIFT_KINDS)}")
+        if not 0.0 <= self.rise <= 10.0:
+            raise DriftError(f"price-rise rise={self.rise}: use a share between 0 and 10 (0.25 = prices up 25 %)")
+        if not 0.0 <= self.factor <= 1.0:
+            raise DriftError(f"price-rise factor={self.factor}: use a purchase-rate multiplier between 0 and 1")
+        if not 0.0 < self.share <= 1.0:
+            raise DriftError(f"category-mix share={self.share}: use a share of lines above 0 and at most 1")
+        unknown = [c for c in self.into if c not in CATEGORIES]
+        if not self.into or unknown:
+            raise DriftError(
+                f"category-mix into={'+'.join(self.into)}: name categories joined by '+' from "
+                f"{', '.join(CATEGORIES)}"
+            )
+        if self.column not in ZERO_FEED_COLUMNS:
+            raise DriftError(
+                f"zero-feed column={self.column}: use one of {', '.join(ZERO_FEED_COLUMNS)} (needs-evaluation "
+                "scores are 1-5 in the input contract, so a zeroed one would be rejected at import)"
+            )
+
+    @property
+    def parameters(self) -> str:
+        """This kind's parameters as `key=value,...` (the command-line form)."""
+        values = {"rise": self.rise, "factor": self.factor, "share": self.share,
+                  "into": "+".join(self.into), "column": self.column}
+        return ",".join(f"{key}={values[key]}" for key in DRIFT_PARAMS[self.kind])
+
+    @property
+    def segment(self) -> str:
+        """Who or what the drift touches, in words."""
+        if self.kind == "price-rise":
+            return PRICE_RISE_SEGMENT
+        if self.kind == "category-mix":
+            return f"order lines of every customer ({self.share:.0%} moved into {', '.join(self.into)})"
+        table, column = self.column.split(".")
+        return f"{table} rows dated from the start on ({_ROW_DATE[table]}); {column} zeroed"
+
+    @property
+    def expected_features(self) -> tuple[str, ...]:
+        """The feature columns this drift moves clearly (PSI >= 0.4 in the documented check)."""
+        if self.kind == "price-rise":
+            return PRICE_RISE_FEATURES
+        if self.kind == "category-mix":
+            if self.into == ("electronics",) and self.share >= 0.8:
+                return CATEGORY_MIX_FEATURES
+            return ()  # other mixes: measure them
+        return ZERO_FEED_COLUMNS[self.column]
+
+
+# What each drift moves (features.snapshots columns). Measured on 3,000 customers, seed 0,
+# drift from 2025-04-01, features as of 2025-06-29 against 2025-04-01 (tests/test_synth_drift.py).
+# The price rise touches about half of the customers and, in three months, only those who
+# still buy: its PSI over the whole population stays near 0.1 at any magnitude (0.17 at
+# rise=3, factor=0.1), so these are the features it moves, not ones that cross 0.4.
+PRICE_RISE_FEATURES = (
+    "frequency_30d", "frequency_90d", "monetary_avg_30d", "monetary_avg_90d", "frequency_trend", "recency_days",
+)  # fmt: skip
+# PSI >= 0.4 at the default (electronics, 0.8); spend_30d and spend_90d follow at about 0.3.
+CATEGORY_MIX_FEATURES = ("monetary_avg_90d", "monetary_avg_30d", "spend_trend")
+
+
+def parse_drift(text: str, default_start: date) -> Drift:
+    """A drift from its command-line form `KIND[:key=value,...]`.
+
+    Args:
+        text: e.g. ``price-rise``, ``price-rise:rise=0.4,factor=0.6``,
+            ``category-mix:into=garden+baby,start=2025-05-01``, ``zero-feed:column=customers.region``.
+        default_start: the start when the text has no ``start=YYYY-MM-DD``.
+
+    Raises:
+        DriftError: unknown kind, key or value; the message says what to write.
+    """
+    kind, _, rest = text.strip().partition(":")
+    kind = kind.strip()
+    if kind not in DRIFT_KINDS:
+        raise DriftError(f"unknown drift kind {kind!r} in {text!r}; use one of {', '.join(DRIFT_KINDS)}")
+    allowed = (*DRIFT_PARAMS[kind], "start")
+    values: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = (x.strip() for x in item.partition("="))
+        if not sep or key not in allowed or not value:
+            raise DriftError(f"{kind} takes {', '.join(k + '=...' for k in allowed)}; got {item!r} in {text!r}")
+        try:
+            if key == "start":
+                values[key] = date.fromisoformat(value)
+            elif key == "into":
+                values[key] = tuple(v.strip() for v in value.split("+"))
+            elif key == "column":
+                values[key] = value
+            else:
+                values[key] = float(value)
+        except ValueError:
+            what = "a date like 2025-04-01" if key == "start" else "a number"
+            raise DriftError(f"{kind} {key}={value!r}: use {what}") from None
+    start = values.pop("start", default_start)
+    return Drift(kind, start, **values)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class SynthConfig:
-    """Size, seed and calendar of a sample world."""
+    """Size, seed, calendar and injected drift of a sample world."""
 
     customers: int = 50_000
     seed: int = 0
     start: date = date(2023, 1, 1)  # first day of history
     truth_as_of: date = date(2025, 4, 1)  # reference cutoff for the stored ground truth
     horizon_days: int = 90  # truth is about [truth_as_of, truth_as_of + horizon)
+    drift: tuple[Drift, ...] = ()  # none: the world of this seed, bit for bit
 
     @property
     def end(self) -> date:
@@ -177,6 +329,19 @@ class SampleWorld:
     campaigns: pd.DataFrame
     contacts: pd.DataFrame
     truth: pd.DataFrame
+    drift: tuple[Drift, ...] = ()
+
+    def drift_frame(self) -> pd.DataFrame:
+        """The injected drift, one row per drift: the `synth_drift` table (empty without drift)."""
+        return pd.DataFrame(
+            {
+                "kind": pd.array([d.kind for d in self.drift], dtype="str"),
+                "start": pd.array([pd.Timestamp(d.start) for d in self.drift], dtype="datetime64[us]"),
+                "segment": pd.array([d.segment for d in self.drift], dtype="str"),
+                "parameters": pd.array([d.parameters for d in self.drift], dtype="str"),
+                "expected_features": pd.array([",".join(d.expected_features) for d in self.drift], dtype="str"),
+            }
+        )
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The five canonical tables by name (the truth is not one of them)."""
@@ -227,6 +392,9 @@ class _Latent:
     uplift_type: np.ndarray
     p_treated: np.ndarray
     p_control: np.ndarray
+    # A price-rise drift: from `shift_day` on, the base rate is multiplied by `shift`.
+    shift_day: int = _NEVER
+    shift: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +458,8 @@ def generate(config: SynthConfig, progress: Callable[[str], None] | None = None)
     latent = _draw_customers(rng_customers, config.customers, calendar)
     report("campaign plan")
     plan = _plan_campaigns(rng_plan, latent, calendar)
+    if config.drift:
+        return _drifted(config, report, streams, calendar, latent, plan)
     report("daily simulation")
     history = _simulate(rng_sim, latent, plan, calendar)
     report("order lines")
@@ -310,6 +480,112 @@ def generate(config: SynthConfig, progress: Callable[[str], None] | None = None)
     return world
 
 
+def _drifted(
+    config: SynthConfig,
+    report: Callable[[str], None],
+    streams: list[np.random.Generator],
+    cal: _Calendar,
+    lat: _Latent,
+    plan: _Plan,
+) -> SampleWorld:
+    """The world with its drift: the drift-free world's rows before the drift, redrawn rows after.
+
+    Everything dated before the earliest drift is the drift-free world's, bit for bit:
+    the daily loop is the same until a price rise starts, and rows from the splice day on
+    are drawn again from a generator of their own (so the world's streams draw exactly
+    what they draw without drift). The truth is the drifted world's.
+    """
+    rng_sim, rng_lines, rng_evals, rng_times = streams[2], streams[3], streams[4], streams[5]
+    drift_rng = np.random.default_rng([config.seed, _DRIFT_SEED])
+    day_of = {d: (d.start - config.start).days for d in config.drift}
+    rise = next((d for d in config.drift if d.kind == "price-rise"), None)
+    mix = next((d for d in config.drift if d.kind == "category-mix"), None)
+    shifted = lat
+    segment = lat.orientation == schema.ORIENTATIONS.index("price")
+    report("daily simulation")
+    history = _simulate(copy.deepcopy(rng_sim) if rise else rng_sim, lat, plan, cal)
+    base = history
+    if rise is not None:
+        shifted = replace(lat, shift_day=day_of[rise], shift=np.where(segment, rise.factor, 1.0))
+        report("daily simulation with the price rise")
+        history = _simulate(rng_sim, shifted, plan, cal)
+
+    report("order lines")
+    base_drawn = _draw_orders(rng_lines, lat, base, cal)
+    moving = [day_of[d] for d in (rise, mix) if d is not None]
+    if moving:
+        splice = min(moving)
+        effects = _LineEffects(
+            price_day=day_of[rise] if rise else _NEVER,
+            price_factor=np.where(segment, 1.0 + rise.rise, 1.0) if rise else None,
+            mix_day=day_of[mix] if mix else _NEVER,
+            mix_share=mix.share if mix else 0.0,
+            mix_into=np.array([CATEGORIES.index(c) for c in mix.into]) if mix else np.zeros(0, np.int64),
+        )
+        after = _history_from(history, splice)
+        drawn = _join_drawn(_drawn_before(base_drawn, splice), _draw_orders(drift_rng, lat, after, cal, effects))
+    else:
+        drawn = base_drawn
+    orders, transactions = _attach_returns(drawn, cal)
+    report("truth")
+    truth = _truth(shifted, plan, history, cal)
+    report("tables")
+    ids = _customer_ids(config.customers)
+    evaluations = _evaluations_frame(rng_evals, ids, lat, base, cal)
+    if history is not base:  # evaluations after the price rise follow the drifted loop
+        cut = cal.start + day_of[rise]
+        later = _evaluations_frame(drift_rng, ids, lat, _history_from(history, day_of[rise]), cal)
+        evaluations = pd.concat(
+            [evaluations[evaluations.evaluated_at < cut], later], ignore_index=True
+        )
+    world = SampleWorld(
+        transactions=_transactions_frame(ids, transactions, orders),
+        customers=_customers_frame(ids, lat, orders),
+        needs_evaluations=evaluations,
+        campaigns=_campaigns_frame(plan, cal),
+        contacts=_contacts_frame(rng_times, ids, plan, history, orders, cal),
+        truth=_truth_frame(ids, truth, history, lat, cal),
+        drift=config.drift,
+    )
+    for d in config.drift:
+        if d.kind == "zero-feed":
+            world = _zero_feed(world, d)
+    return world
+
+
+def _history_from(hist: _History, day: int) -> _History:
+    """The orders and evaluations of `hist` on `day` or later (the rest unchanged)."""
+    orders = hist.order_day >= day
+    evals = hist.eval_day >= day
+    return replace(
+        hist,
+        order_customer=hist.order_customer[orders],
+        order_day=hist.order_day[orders],
+        order_contact=hist.order_contact[orders],
+        eval_customer=hist.eval_customer[evals],
+        eval_day=hist.eval_day[evals],
+        eval_dimension=hist.eval_dimension[evals],
+        eval_pain=hist.eval_pain[evals],
+        eval_fit=hist.eval_fit[evals],
+    )
+
+
+def _zero_feed(world: SampleWorld, drift: Drift) -> SampleWorld:
+    """`drift.column` zeroed (text: blank) on the rows of its table dated from `drift.start` on."""
+    table, column = drift.column.split(".")
+    frame = world.tables()[table].copy()
+    rows = frame[_ROW_DATE[table]] >= pd.Timestamp(drift.start)
+    if frame[column].dtype == bool:
+        frame.loc[rows, column] = False
+    elif pd.api.types.is_numeric_dtype(frame[column]):
+        frame.loc[rows, column] = 0
+    else:
+        frame[column] = frame[column].mask(rows)
+    if table == "transactions":
+        frame = _merge_identical_lines(frame)
+    return replace(world, **{table: frame})
+
+
 def _validate(config: SynthConfig) -> None:
     """Refuse configs the model cannot fill, with a message that says what to change."""
     if config.customers < 10:
@@ -325,6 +601,16 @@ def _validate(config: SynthConfig) -> None:
             f"horizon_days must be between 45 and 120, got {config.horizon_days}: a horizon "
             "holds one campaign and at most one needs evaluation per customer"
         )
+    kinds = [d.kind for d in config.drift if d.kind != "zero-feed"]
+    columns = [d.column for d in config.drift if d.kind == "zero-feed"]
+    if len(set(kinds)) < len(kinds) or len(set(columns)) < len(columns):
+        raise DriftError("give each drift kind once (zero-feed once per column)")
+    for d in config.drift:
+        if not config.start < d.start < config.end:
+            raise DriftError(
+                f"{d.kind} starts {d.start}, outside the world's data ({config.start} .. "
+                f"{config.end - timedelta(days=1)}); start it inside, e.g. start={config.end - timedelta(days=90)}"
+            )
 
 
 def _calendar(config: SynthConfig) -> _Calendar:
@@ -490,13 +776,20 @@ def _trend(lat: _Latent, idx: np.ndarray | slice, day: int) -> np.ndarray:
     return np.exp(-lat.decline[idx] * elapsed)
 
 
+def _base_rate(lat: _Latent, idx: np.ndarray | slice, day: int) -> np.ndarray:
+    """Base purchase rate on `day`: the latent rate, times a price-rise's factor from its start."""
+    if lat.shift is None or day < lat.shift_day:
+        return lat.rate[idx]
+    return lat.rate[idx] * lat.shift[idx]
+
+
 def _rate(
     lat: _Latent, idx: np.ndarray | slice, day: int, cal: _Calendar, pain_count: np.ndarray
 ) -> np.ndarray:
     """Expected organic orders on `day` (open pains also hold purchases back)."""
     season = 1.0 + lat.amplitude[idx] * cal.season[day]
     pains = _PAIN_RATE_FACTOR ** np.minimum(pain_count, _MAX_PAINS)
-    return lat.rate[idx] * _trend(lat, idx, day) * season * cal.weekday[day] * pains
+    return _base_rate(lat, idx, day) * _trend(lat, idx, day) * season * cal.weekday[day] * pains
 
 
 def _hazard_terms(
@@ -505,7 +798,8 @@ def _hazard_terms(
     """Named daily hazard terms (pain, fit, falling frequency, long gap) on `day`."""
     pain = _H_PAIN * np.minimum(pain_count, _MAX_PAINS)
     fall = _H_FALL * (1.0 - _trend(lat, idx, day))
-    overdue = since_order * lat.rate[idx]  # days since last order in usual gaps
+    # days since last order in usual gaps (a price rise lengthens the usual gap with the rate)
+    overdue = since_order * _base_rate(lat, idx, day)
     gap = _H_GAP * np.clip(overdue - _GAP_FREE, 0.0, _GAP_CAP)
     return pain, lat.fit_term[idx], fall, gap
 
@@ -735,10 +1029,48 @@ class _Orders:
     ids: np.ndarray  # object array of str
 
 
+@dataclass(frozen=True)
+class _LineEffects:
+    """What a drift changes in the order lines, each from its own day on."""
+
+    price_day: int = _NEVER
+    price_factor: np.ndarray | None = None  # per customer, times the unit price
+    mix_day: int = _NEVER
+    mix_share: float = 0.0
+    mix_into: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """Orders sorted by timestamp and their purchase lines, before returns are attached."""
+
+    customer: np.ndarray
+    day: np.ndarray
+    ts: np.ndarray
+    channel: np.ndarray
+    contact: np.ndarray
+    line_order: np.ndarray  # position of each line's order (sorted, so lines follow orders)
+    category: np.ndarray
+    quantity: np.ndarray
+    amount: np.ndarray
+    returns: np.ndarray  # bool per line: the line will be returned if a later order takes it
+
+
 def _order_lines(
     rng: np.random.Generator, lat: _Latent, hist: _History, cal: _Calendar
 ) -> tuple[_Orders, dict[str, np.ndarray]]:
     """Give every order a time, channel and lines; attach returns to later orders."""
+    return _attach_returns(_draw_orders(rng, lat, hist, cal), cal)
+
+
+def _draw_orders(
+    rng: np.random.Generator,
+    lat: _Latent,
+    hist: _History,
+    cal: _Calendar,
+    effects: _LineEffects | None = None,
+) -> _Drawn:
+    """Time, channel and purchase lines of every order of `hist` (and which lines go back)."""
     cust, day, contact = hist.order_customer, hist.order_day, hist.order_contact
     k = len(cust)
     channel = _pick(lat.channel_cum[cust], rng.random(k))
@@ -762,14 +1094,55 @@ def _order_lines(
     line_cust = cust[line_order]
     n = len(line_order)
     category = _pick(lat.category_cum[line_cust], rng.random(n))
+    if effects is not None and len(effects.mix_into):  # drawn apart from the world's stream
+        moved = (day[line_order] >= effects.mix_day) & (rng.random(n) < effects.mix_share)
+        category[moved] = effects.mix_into[rng.integers(0, len(effects.mix_into), int(moved.sum()))]
     quantity = 1 + rng.poisson(_CAT_EXTRA_UNITS[category])
     unit = _CAT_PRICE[category] * lat.spend[line_cust] * np.exp(rng.normal(0.0, 0.35, n))
+    if effects is not None and effects.price_factor is not None:
+        risen = day[line_order] >= effects.price_day
+        unit = np.where(risen, unit * effects.price_factor[line_cust], unit)
     amount = np.maximum(np.round(unit * quantity, 2), 0.01)
+    returns = rng.random(n) < _CAT_RETURN[category]
+    return _Drawn(
+        customer=cust, day=day, ts=ts, channel=channel, contact=contact, line_order=line_order,
+        category=category, quantity=quantity, amount=amount, returns=returns,
+    )  # fmt: skip
+
+
+def _drawn_before(drawn: _Drawn, day: int) -> _Drawn:
+    """The orders (and their lines) of `drawn` on days before `day`: a prefix, orders being sorted."""
+    m = int(np.searchsorted(drawn.day, day, side="left"))
+    lines = drawn.line_order < m
+    return _Drawn(
+        customer=drawn.customer[:m], day=drawn.day[:m], ts=drawn.ts[:m], channel=drawn.channel[:m],
+        contact=drawn.contact[:m], line_order=drawn.line_order[lines], category=drawn.category[lines],
+        quantity=drawn.quantity[lines], amount=drawn.amount[lines], returns=drawn.returns[lines],
+    )  # fmt: skip
+
+
+def _join_drawn(first: _Drawn, then: _Drawn) -> _Drawn:
+    """Orders of `first` followed by those of `then` (all later)."""
+    k = len(first.customer)
+    return _Drawn(
+        **{
+            name: np.concatenate([getattr(first, name), getattr(then, name) + (k if name == "line_order" else 0)])
+            for name in _Drawn.__dataclass_fields__
+        }
+    )
+
+
+def _attach_returns(drawn: _Drawn, cal: _Calendar) -> tuple[_Orders, dict[str, np.ndarray]]:
+    """Orders with ids and totals; returns attached to the customers' later orders."""
+    cust, day, contact = drawn.customer, drawn.day, drawn.contact
+    line_order, category, quantity, amount = drawn.line_order, drawn.category, drawn.quantity, drawn.amount
+    k, n = len(cust), len(line_order)
+    line_cust = cust[line_order]
     total = np.bincount(line_order, weights=amount, minlength=k)
 
     # Returns go onto the customer's next organic order 3-60 days later, if one exists,
     # and never take that order's net to zero (every order stays a purchase).
-    returned = np.flatnonzero(rng.random(n) < _CAT_RETURN[category])
+    returned = np.flatnonzero(drawn.returns)
     organic = np.flatnonzero(contact < 0)
     span = cal.n_days + 1
     keys = cust[organic] * span + day[organic]
@@ -794,7 +1167,7 @@ def _order_lines(
     width = max(8, len(str(k)))
     ids = np.array([f"O{i:0{width}d}" for i in range(1, k + 1)], dtype=object)
     orders = _Orders(
-        customer=cust, day=day, ts=ts, channel=channel, contact=contact, total=total, ids=ids
+        customer=cust, day=day, ts=drawn.ts, channel=drawn.channel, contact=contact, total=total, ids=ids
     )
     lines = {
         "order": np.concatenate([line_order, target]),

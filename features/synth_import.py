@@ -21,8 +21,9 @@ def load_sample_world(
     """Generate the world, check it against the contract and write it with its truth.
 
     Args:
-        warehouse: the target; the five canonical tables and `synth_truth` are replaced.
-        config: size, seed and dates of the world.
+        warehouse: the target; the five canonical tables, `synth_truth` and `synth_drift`
+            (the injected drift, empty without) are replaced.
+        config: size, seed, dates and drift of the world.
         progress: called with a short message at each stage.
 
     Returns:
@@ -35,4 +36,5 @@ def load_sample_world(
     write_imports(warehouse, results)
     with warehouse.transaction() as tx:
         tx.replace("synth_truth", world.truth)
+        tx.replace("synth_drift", world.drift_frame())
     return results

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -150,26 +150,76 @@ def data_import_public(
 def data_synth(
     customers: Annotated[int, typer.Option(min=100, help="Number of customers in the sample world.")] = 50_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 0,
+    drift: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drift",
+            metavar="KIND[:key=value,...]",
+            help="Inject a known shift from --drift-from on (repeatable): price-rise, category-mix or zero-feed; "
+            "any of them takes start=YYYY-MM-DD. See above.",
+        ),
+    ] = None,
+    drift_from: Annotated[
+        str | None, typer.Option(help="First day of the drift, YYYY-MM-DD. Default: 90 days before the world's end.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Generate the synthetic sample world (with known ground truth) into the warehouse.
 
-    Fills all five canonical tables and a `synth_truth` table with each customer's true
-    churn probability, churn driver and campaign uplift.
+    Fills the five canonical tables, `synth_truth` (each customer's true churn
+    probability, churn driver and uplift) and `synth_drift` (the injected drift:
+    kind, start, segment, parameters, expected_features). Rows dated before a
+    drift's start are those of the world without it.
+
+    \b
+    Drift kinds, --drift KIND[:key=value,...] (each also takes start=YYYY-MM-DD):
+      price-rise    price-oriented customers pay rise=0.25 more per line and
+                    buy factor=0.5 times as often
+                    e.g. --drift price-rise:rise=0.4,factor=0.6
+      category-mix  share=0.8 of order lines move into=electronics
+                    e.g. --drift category-mix:share=0.5,into=garden+baby
+      zero-feed     a feed blanks or zeroes column=customers.income_band on
+                    rows dated from the start; also customers.age_band,
+                    customers.region, transactions.category,
+                    transactions.quantity, needs_evaluations.complaint
+                    e.g. --drift zero-feed:column=customers.region
     """
-    cfg = load_config(config)
-    with _open_warehouse(cfg) as wh, Progress() as progress:
-        _synth_into(wh, customers, seed, progress)
-
-
-def _synth_into(wh, customers: int, seed: int, progress: Progress) -> None:
     from features.synth import SynthConfig
+
+    cfg = load_config(config)
+    world = SynthConfig(customers=customers, seed=seed)
+    drifts = _parse_drifts(drift or [], drift_from, world.end - timedelta(days=90))
+    with _open_warehouse(cfg) as wh, Progress() as progress:
+        _synth_into(wh, customers, seed, progress, drifts)
+
+
+def _parse_drifts(texts: list[str], drift_from: str | None, default: date) -> tuple:
+    """The --drift options as `Drift`s; a user's mistake becomes a one-line ConfigError."""
+    from features.synth import DriftError, parse_drift
+
+    start = default if drift_from is None else parse_date(drift_from, "--drift-from")
+    if drift_from is not None and not texts:
+        raise ConfigError("--drift-from needs at least one --drift KIND, e.g. --drift price-rise")
+    try:
+        return tuple(parse_drift(text, start) for text in texts)
+    except DriftError as e:
+        raise ConfigError(f"--drift: {e}") from None
+
+
+def _synth_into(wh, customers: int, seed: int, progress: Progress, drift: tuple = ()) -> None:
+    from features.synth import DriftError, SynthConfig
     from features.synth_import import load_sample_world
 
     start = time.perf_counter()
-    results = load_sample_world(wh, SynthConfig(customers=customers, seed=seed), progress=progress.say)
+    try:
+        results = load_sample_world(wh, SynthConfig(customers=customers, seed=seed, drift=drift),
+                                    progress=progress.say)
+    except DriftError as e:  # a drift outside the world's dates, or given twice
+        raise ConfigError(f"--drift: {e}") from None
     for r in results:
         say("  " + r.summary())
+    for d in drift:
+        say(f"  drift {d.kind} from {d.start} ({d.parameters}): expect {', '.join(d.expected_features) or 'no feature'} to move")
     say(f"sample world ({customers:,} customers, seed {seed}) loaded into {wh.url} in {time.perf_counter() - start:.1f}s")
 
 
