@@ -367,22 +367,22 @@ def share_bars(items: list[tuple[str, float | None, float | None]], label: str) 
     return _svg(width, height, label, body)
 
 
-def line_chart(series: dict[str, list[tuple[date, float]]], references: list[tuple[str, float, date, date]],
+def line_chart(series: dict[str, list[tuple[date, float]]], references: list[tuple[str, float, date, date, str]],
                marker: date | None, y_label: str, label: str) -> str:
     """Values over as-of dates, one polyline per series, with horizontal reference lines.
 
     Args:
         series: name ('realised', 'estimated') -> (as_of, value) points.
-        references: (label, value, first as_of, last as_of): a dotted line over those dates
-            (over the whole chart when the dates are one).
+        references: (label, value, first as_of, last as_of, CSS class): a dotted line over
+            those dates (over the whole chart when the dates are one).
         marker: the as_of of the run the report is about (a vertical line), or None.
         y_label: the vertical axis' name.
         label: the chart's accessible name.
     """
     width, height, left, right, top, bottom = 760, 280, 60, 150, 14, 40
-    dates = sorted({d for pts in series.values() for d, _ in pts} | {d for _, _, a, b in references for d in (a, b)}
+    dates = sorted({d for pts in series.values() for d, _ in pts} | {d for _, _, a, b, _ in references for d in (a, b)}
                    | ({marker} if marker else set()))
-    values = [v for pts in series.values() for _, v in pts] + [v for _, v, _, _ in references]
+    values = [v for pts in series.values() for _, v in pts] + [v for _, v, _, _, _ in references]
     lo, hi = min(values), max(values)
     pad = max(0.02, (hi - lo) * 0.15)
     lo, hi = lo - pad, hi + pad
@@ -409,9 +409,9 @@ def line_chart(series: dict[str, list[tuple[date, float]]], references: list[tup
     if marker is not None:
         body.append(f'<line class="marker" x1="{x(marker):.1f}" x2="{x(marker):.1f}" y1="{top}" '
                     f'y2="{height - bottom}"/>')
-    for name, value, a, b in references:
+    for name, value, a, b, css in references:
         xa, xb = (left, width - right) if a == b else (x(a), x(b))
-        body.append(f'<line class="card" x1="{xa:.1f}" x2="{xb:.1f}" y1="{y(value):.1f}" y2="{y(value):.1f}">'
+        body.append(f'<line class="{css}" x1="{xa:.1f}" x2="{xb:.1f}" y1="{y(value):.1f}" y2="{y(value):.1f}">'
                     f"<title>{escape(name)}: {value:.3f}</title></line>")
         body.append(f'<text class="tick" x="{xb + 4:.1f}" y="{y(value) + 4:.1f}">{escape(name)} {value:.3f}</text>')
     for k, (name, pts) in enumerate(series.items()):
@@ -432,21 +432,61 @@ def line_chart(series: dict[str, list[tuple[date, float]]], references: list[tup
 # -- sections --------------------------------------------------------------------------------------
 
 def _alerts(rows: ReportRows, cfg: MonitoringConfig) -> list[str]:
-    """One plain-text line per alert the monitoring tables recorded for the run."""
-    out = []
+    """One plain-text line per alert of the run, in the words of `propensity monitor` (monitoring.run).
+
+    Feature alerts are the rows the tables mark; score PSI, attribution shift and
+    performance against the card are read against `cfg`'s lines. A model the tables
+    mark alerted for none of those (other alert lines when it was monitored) says so.
+    """
+    out: list[str] = []
     f = rows.features
-    for r in f[f["alert"].map(_flag)].to_dict("records") if len(f) else []:
-        out.append(f"{r['model']}{_plain_version(r['version'])}: feature {r['feature']} PSI {num(r['psi'])} "
-                   f">= {cfg.feature_psi_alert:g}")
     for r in rows.predictions.to_dict("records"):
+        model, v = str(r["model"]), _plain_version(r["version"])
+        mine: list[str] = []
+        part = f[(f["model"] == model) & f["alert"].map(_flag)] if len(f) else f
+        for x in part.to_dict("records"):
+            mine.append(f"{model}{v}: feature {x['feature']} PSI {num(x['psi'])} >= {cfg.feature_psi_alert:g}")
         psi = _float(r["psi"])
         if psi is not None and psi >= cfg.prediction_psi_alert:
-            out.append(f"{r['model']}{_plain_version(r['version'])}: scores PSI {num(psi)} >= "
-                       f"{cfg.prediction_psi_alert:g} (mean {num(r['mean_score'], 4)} against "
-                       f"{num(r['reference_mean_score'], 4)})")
-        elif _flag(r["alert"]) and not (len(f) and (f["alert"].map(_flag) & (f["model"] == r["model"])).any()):
-            out.append(f"{r['model']}{_plain_version(r['version'])}: alert recorded"
-                       + (f" ({r['note']})" if _value(r.get("note")) else ""))
+            mine.append(f"{model}{v}: scores PSI {num(psi)} >= {cfg.prediction_psi_alert:g} (mean "
+                        f"{num(r['mean_score'], 4)} against {num(r['reference_mean_score'], 4)})")
+        shift = _float(r["attribution_shift"])
+        if shift is not None and shift >= cfg.attribution_shift_alert:
+            mine.append(f"{model}{v}: attribution shift {num(shift)} >= {cfg.attribution_shift_alert:g}"
+                        + _most_moved(rows.attributions, model))
+        mine += _performance_alerts(rows, model, v, cfg)
+        if not mine and _flag(r["alert"]):
+            mine.append(f"{model}{v}: alert recorded by `propensity monitor`"
+                        + (f" ({r['note']})" if _value(r.get("note")) else ""))
+        out += mine
+    return out
+
+
+def _most_moved(attributions: pd.DataFrame, model: str) -> str:
+    """' (most moved: feature, share a against b)' for the model's attribution rows ('' without rows)."""
+    a = attributions[attributions["model"] == model] if len(attributions) else attributions
+    if a.empty:
+        return ""
+    moved = (a["share"].astype("float64") - a["reference_share"].astype("float64")).abs().fillna(-1.0)
+    top = a.loc[moved.idxmax()]
+    return f" (most moved: {top['feature']}, share {pct(top['share'])} against {pct(top['reference_share'])})"
+
+
+def _performance_alerts(rows: ReportRows, model: str, v: str, cfg: MonitoringConfig) -> list[str]:
+    """Estimated or realised AUC (Gini for value) of the whole run below the card's by the alert line."""
+    perf = rows.performance
+    if perf.empty:
+        return []
+    mine = perf[(perf["run_id"] == rows.run_id) & (perf["model"] == model) & (perf["segment"] == tables.ALL_SEGMENTS)]
+    metric = CHART_METRIC.get(model, "auc")
+    got = {str(r["source"]): _float(r[metric]) for r in mine.to_dict("records")}
+    card = got.get("card")
+    out = []
+    for source in ("estimated", "realised"):
+        value = got.get(source)
+        if card is not None and value is not None and card - value >= cfg.performance_drop_alert:
+            out.append(f"{model}{v}: {source} {METRIC_LABEL[metric]} {value:.3f}, {card - value:.3f} below the "
+                       f"card's {card:.3f} (alert at {cfg.performance_drop_alert:g})")
     return out
 
 
@@ -592,7 +632,7 @@ def _rank_change(rank: Any, reference_rank: Any) -> str:
     return '<span class="same">=</span>'
 
 
-def _attribution_shift(rows: ReportRows) -> str:
+def _attribution_shift(rows: ReportRows, cfg: MonitoringConfig) -> str:
     a = rows.attributions
     parts = ['<section id="attribution-shift"><h2>Attribution shift</h2>',
              '<p class="muted">Each feature\'s share of the model\'s total mean |contribution| over this run\'s '
@@ -606,8 +646,11 @@ def _attribution_shift(rows: ReportRows) -> str:
         part = a[a["model"] == model]
         p = shifts.get(model, {})
         version = part["version"].iloc[0] if len(part) else p.get("version")
+        shift = _float(p.get("attribution_shift"))
+        alerted = shift is not None and shift >= cfg.attribution_shift_alert
         parts.append(f'<article class="model" data-model="{escape(model)}"><h3>{escape(model)}{_version_text(version)} '
-                     f'<span class="muted">attribution shift {num(p.get("attribution_shift"))}</span></h3>')
+                     f'<span class="{"alert-text" if alerted else "muted"}">attribution shift {num(shift)}'
+                     f'{" ALERT" if alerted else ""} (alert at {cfg.attribution_shift_alert:g})</span></h3>')
         if part.empty:
             parts.append(_empty(f"no attributions for {model}: the scorer recorded none for this run "
                                 "(runs scored before attributions were accumulated, or a model not scored)"))
@@ -629,7 +672,7 @@ def _attribution_shift(rows: ReportRows) -> str:
     return "".join(parts)
 
 
-def _performance(rows: ReportRows) -> str:
+def _performance(rows: ReportRows, cfg: MonitoringConfig) -> str:
     perf = rows.performance
     parts = ['<section id="performance"><h2>Performance</h2>',
              '<p class="muted">Realised: against the labels of the horizon after each run, once it has elapsed. '
@@ -664,8 +707,11 @@ def _performance(rows: ReportRows) -> str:
                                            sort=True):
             values = [v for v in part[metric].map(_float) if v is not None]
             if values:
-                references.append((f"card v{version}" if version else "card", values[-1], min(part["as_of"]),
-                                   max(part["as_of"])))
+                name_v = f"card v{version}" if version else "card"
+                a, b = min(part["as_of"]), max(part["as_of"])
+                references.append((name_v, values[-1], a, b, "card"))
+                references.append((f"alert: card − {cfg.performance_drop_alert:g}",
+                                   values[-1] - cfg.performance_drop_alert, a, b, "drop"))
         if series or references:
             if not series:
                 parts.append(_empty(f"no realised or estimated {name} for {model} yet; the card is shown alone"))
@@ -797,6 +843,8 @@ svg .ref-fill { fill: #afb8c1; }
 svg .cur { fill: var(--accent); fill-opacity: 0.75; }
 svg .marker { stroke: #8c959f; stroke-dasharray: 2 3; }
 svg .card { stroke: #57606a; stroke-width: 1.5; stroke-dasharray: 1 3; }
+svg .drop { stroke: var(--alert); stroke-width: 1; stroke-dasharray: 5 3; }
+.alert-text { color: var(--alert); font-weight: 600; font-size: 0.9rem; }
 svg polyline.series { fill: none; stroke-width: 2.2; }
 svg line.series { stroke-width: 2.2; }
 svg .s0 { stroke: var(--accent); fill: var(--accent); } svg polyline.s0 { fill: none; }
@@ -823,7 +871,7 @@ def render(rows: ReportRows, cfg: MonitoringConfig | None = None, generated_at: 
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS)
     body = "".join([_summary(rows, cfg), _feature_drift(rows, cfg), _score_distributions(rows),
-                    _attribution_shift(rows), _performance(rows), _data_checks(rows)])
+                    _attribution_shift(rows, cfg), _performance(rows, cfg), _data_checks(rows)])
     return (
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'

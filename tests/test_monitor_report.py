@@ -37,6 +37,8 @@ FEATURES = {
                  ("email_opens", "numeric", {R1: 0.0, R2: 0.0}, 1.0, 0.0, 0.0, True)],
     "value": [("monetary", "numeric", {R1: 0.015, R2: 0.061}, 0.0, 0.0, 0.0, False)],
 }
+ATTRIBUTION_SHIFT = {R1: {"churn": 0.04, "response": 0.03, "value": 0.02},
+                     R2: {"churn": 0.2, "response": 0.05, "value": 0.05}}  # alert line 0.1: churn in R2
 SCORE_PSI = {R1: {"churn": 0.011, "response": 0.02, "value": 0.009},
              R2: {"churn": 0.3377, "response": 0.045, "value": 0.021}}
 ATTRIBUTIONS = {  # feature -> (run share, reference share) of churn in R2
@@ -51,6 +53,8 @@ PERFORMANCE = [
     (R2, "value", "estimated", "all", None, 0.5933), (R2, "value", "card", "all", None, 0.6500),
 ]
 PSI_ALERT = 0.25
+# R2's estimated Gini of value, 0.5933, is 0.0567 below the card's 0.65: past the default line 0.05
+PERFORMANCE_ALERTS = {(R2, "value")}
 
 
 def _frame(name: str, rows: list[dict]) -> pd.DataFrame:
@@ -96,8 +100,10 @@ def fill_warehouse(url: str) -> None:
                 score_psi = SCORE_PSI[run_id][model]
                 preds.append({**base, "model": model, "version": v[model], "rows": CUSTOMERS[run_id], "psi": score_psi,
                               "mean_score": 0.21 + score_psi / 10, "reference_mean_score": 0.21,
-                              "score_bins": _bins(score_psi), "attribution_shift": 0.2 if model == "churn" else 0.05,
-                              "features_alerted": alerted, "alert": bool(alerted) or score_psi >= PSI_ALERT,
+                              "score_bins": _bins(score_psi), "attribution_shift": ATTRIBUTION_SHIFT[run_id][model],
+                              "features_alerted": alerted,
+                              "alert": (bool(alerted) or score_psi >= PSI_ALERT or ATTRIBUTION_SHIFT[run_id][model] >= 0.1
+                                        or (run_id, model) in PERFORMANCE_ALERTS),
                               "note": None})
             for rank, (feature, (share, ref_share)) in enumerate(ATTRIBUTIONS.items(), start=1):
                 ref_rank = sorted(ATTRIBUTIONS, key=lambda f: -ATTRIBUTIONS[f][1]).index(feature) + 1
@@ -161,6 +167,10 @@ def test_the_numbers_as_written(html) -> None:
     summary = _section(html, "summary")
     assert "churn v1: feature recency_days PSI 0.412 &gt;= 0.25" in summary
     assert "churn v1: scores PSI 0.338 &gt;= 0.25" in summary
+    assert ("churn v1: attribution shift 0.200 &gt;= 0.1 (most moved: recency_days, share 50.0% against 30.0%)"
+            in summary)
+    assert "value v1: estimated Gini 0.593, 0.057 below the card&#x27;s 0.650 (alert at 0.05)" in summary
+    assert "<dd>4</dd>" in summary  # four alerts
     drift = _section(html, "feature-drift")
     assert ">0.412<" in drift and ">0.150<" in drift  # bar values and table cells, 3 decimals
     assert "alert line 0.25" in drift  # the threshold line's label
@@ -173,12 +183,13 @@ def test_the_numbers_as_written(html) -> None:
     scores = _section(html, "score-distributions")
     assert scores.count('<rect class="cur" data-bin=') == 3 * 6 and "score PSI 0.338" in scores
     attribution = _section(html, "attribution-shift")
-    assert "attribution shift 0.200" in attribution and "50.0%" in attribution and "30.0%" in attribution
+    assert "attribution shift 0.200 ALERT (alert at 0.1)" in attribution and "50.0%" in attribution and "30.0%" in attribution
     # recency_days went from rank 2 to 1, frequency from 1 to 2
     assert '<span class="up" title="up 1">▲ 1</span>' in attribution
     assert '<span class="down" title="down 1">▼ 1</span>' in attribution
     performance = _section(html, "performance")
     assert "0.741" in performance and "card v1 0.766" in performance and "Gini over runs" in performance
+    assert "alert: card − 0.05 0.716" in performance  # the card's AUC less the drop alert line
     assert "this run&#x27;s horizon has not elapsed yet (its horizon ends 2025-08-30)" in performance
     assert re.search(r'<polyline class="series s1" data-series="estimated"', performance)
     checks = _section(html, "data-checks")
