@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from html import escape
@@ -208,12 +209,12 @@ def _version_text(version: Any) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]], numeric: set[int] | frozenset = frozenset(),
-           classes: list[str] | None = None) -> str:
-    """An HTML table; cells are HTML already (escape data before)."""
-    num_cls = ' class="num"'
+           classes: list[str] | None = None, wrap: set[int] | frozenset = frozenset()) -> str:
+    """An HTML table; cells are HTML already (escape data before). `wrap`: columns of long text."""
 
     def cell(tag: str, i: int, text: str) -> str:
-        return f"<{tag}{num_cls if i in numeric else ''}>{text}</{tag}>"
+        css = " ".join(c for c, on in (("num", i in numeric), ("wrap", i in wrap)) if on)
+        return f"<{tag}{f' class={chr(34)}{css}{chr(34)}' if css else ''}>{text}</{tag}>"
 
     head = "".join(cell("th", i, h) for i, h in enumerate(header))
     body = []
@@ -247,6 +248,14 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 def _svg(width: int, height: int, label: str, body: list[str], css: str = "chart") -> str:
     return (f'<svg class="{css}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
             f'aria-label="{escape(label)}"><title>{escape(label)}</title>{"".join(body)}</svg>')
+
+
+_NUMBER = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
+
+
+def compact_label(text: str) -> str:
+    """A bin label with its numbers to 3 significant digits ('[0.0468348, 0.0894792)' -> '[0.0468, 0.0895)')."""
+    return _NUMBER.sub(lambda m: f"{float(m.group()):.3g}", text)
 
 
 def _short(text: str, limit: int = 34) -> str:
@@ -323,7 +332,8 @@ def score_bins_chart(labels: list[str], reference: list[float], current: list[fl
                         f"<title>{escape(name)}: this run {100 * cur:.1f}%</title></rect>")
         cx, cy = x0 + step / 2, height - bottom + 12
         body.append(f'<text class="tick" x="{cx:.1f}" y="{cy:.1f}" text-anchor="end" '
-                    f'transform="rotate(-40 {cx:.1f} {cy:.1f})">{escape(_short(str(name), 18))}</text>')
+                    f'transform="rotate(-40 {cx:.1f} {cy:.1f})">{escape(_short(compact_label(str(name)), 20))}'
+                    f"<title>{escape(str(name))}</title></text>")
     body.append(f'<line class="zero" x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}"/>')
     lx = width - right - 250
     body.append(f'<rect class="ref" x="{lx}" y="{top}" width="14" height="10"/>'
@@ -510,7 +520,7 @@ def _summary(rows: ReportRows, cfg: MonitoringConfig) -> str:
                        "ALERT" if _flag(r["alert"]) else "ok", _t(r["note"]) if _value(r["note"]) else ""])
         classes.append("alert" if _flag(r["alert"]) else "")
     model_table = (_table(["model", "version", "rows", "score PSI", "mean score", "reference mean", "features alerted",
-                           "attribution shift", "status", "note"], models, {2, 3, 4, 5, 6, 7}, classes)
+                           "attribution shift", "status", "note"], models, {2, 3, 4, 5, 6, 7}, classes, wrap={9})
                    if models else _empty("no prediction rows for this run"))
     alert_list = ("<ul class=\"alerts\">" + "".join(f"<li>{escape(a)}</li>" for a in alerts) + "</ul>" if alerts
                   else '<p class="ok">no alert: every PSI is below its alert line '
@@ -726,7 +736,9 @@ def _performance(rows: ReportRows, cfg: MonitoringConfig) -> str:
             if not (here["source"] == "realised").any():
                 ends = [d for d in here["horizon_end"].map(_value) if d is not None]
                 until = f" (its horizon ends {max(ends)})" if ends else ""
-                parts.append(_empty(f"this run's horizon has not elapsed yet{until}: no realised {model} numbers"))
+                campaigns = " or no campaign finished within it" if model == "response" else ""
+                parts.append(_empty(f"no realised {model} numbers for this run yet: its horizon has not elapsed"
+                                    f"{until}{campaigns}"))
             order = {"realised": 0, "estimated": 1, "card": 2}
             here = here.assign(_s=here["source"].map(lambda s: order.get(s, 3)),
                                _g=(here["segment"] != tables.ALL_SEGMENTS)).sort_values(["_g", "segment", "_s"])
@@ -788,7 +800,7 @@ def _data_checks(rows: ReportRows) -> str:
     else:
         parts.append(_table(["check", "model", "result", "status"],
                             [[escape(c), escape(m), escape(r), f'<span class="status {s}">{s}</span>']
-                             for c, m, r, s in checks], classes=[f"check-{s}" for *_, s in checks]))
+                             for c, m, r, s in checks], classes=[f"check-{s}" for *_, s in checks], wrap={2}))
     parts.append("</section>")
     return "".join(parts)
 
@@ -822,6 +834,7 @@ dl.facts { display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 0.8rem 0; paddin
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.4rem 0; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid var(--line); padding: 0.2rem 0.6rem; text-align: left; vertical-align: top; }
+td { white-space: nowrap; } td.wrap { white-space: normal; min-width: 16rem; }
 th { background: var(--panel); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.alert td, tr.check-fail td { background: #fdecea; }

@@ -190,7 +190,7 @@ def test_the_numbers_as_written(html) -> None:
     performance = _section(html, "performance")
     assert "0.741" in performance and "card v1 0.766" in performance and "Gini over runs" in performance
     assert "alert: card − 0.05 0.716" in performance  # the card's AUC less the drop alert line
-    assert "this run&#x27;s horizon has not elapsed yet (its horizon ends 2025-08-30)" in performance
+    assert "no realised churn numbers for this run yet: its horizon has not elapsed (its horizon ends 2025-08-30)" in performance
     assert re.search(r'<polyline class="series s1" data-series="estimated"', performance)
     checks = _section(html, "data-checks")
     assert "1 of 2 features absent from the run: email_opens" in checks
@@ -364,3 +364,17 @@ def test_report_file_path_is_returned(warehouse, tmp_path) -> None:
     with Warehouse(warehouse, read_only=True) as wh:
         path = write_report(wh, None, tmp_path / "report.html")
     assert isinstance(path, Path) and path.exists() and not (tmp_path / "report.html.tmp").exists()
+
+
+@pytest.mark.parametrize("label, shown", [
+    ("[-inf, 0.0468348)", "[-inf, 0.0468)"),
+    ("[0.9984, inf)", "[0.998, inf)"),
+    ("[12.9175, 56.1999)", "[12.9, 56.2)"),
+    ("[1.5e-05, 0.25)", "[1.5e-05, 0.25)"),
+    ("(missing)", "(missing)"),
+    ("gold", "gold"),
+])
+def test_bin_labels_are_shortened_on_the_axis_only(label: str, shown: str) -> None:
+    from monitoring.report import compact_label
+
+    assert compact_label(label) == shown

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from features.load import Warehouse
+from monitoring import tables
 from serving.tokens import Role
 from tests.test_monitor_report import R1, R2, SECTION_IDS, fill_warehouse
 from tests.test_web import CHROMIUM, CHROMIUM_ARGS, _free_port, click, shoot, sign_in
@@ -159,3 +161,65 @@ def test_auditor_sees_monitored_runs_and_reports(world, server, page, tmp_path: 
 def test_marketer_has_no_monitoring_tab(world, server, page) -> None:
     sign_in(page, server, world["tokens"][Role.marketer])
     assert not page.is_visible("#tab-monitoring") and not page.is_visible("#monitoring-view")
+
+
+# -- a real run: `propensity monitor` writes the tables, the report is read from them ------------------
+
+REAL_CUSTOMERS = 1500
+EARLY, OOT = date(2025, 2, 20), date(2025, 4, 1)  # both 90-day horizons end before the data (2025-06-30)
+
+
+@pytest.fixture(scope="module")
+def real_world(tmp_path_factory) -> dict:
+    """tests/test_monitor.py's pattern on a smaller world: three champions, two runs, `propensity monitor`."""
+    from typer.testing import CliRunner
+
+    from features.synth import SynthConfig
+    from features.synth_import import load_sample_world
+    from propensity.cli import app
+    from propensity.config import config_toml, project_in
+    from serving.batch import run_scoring
+    from training.pipeline import promote_models, train_and_log
+
+    folder = tmp_path_factory.mktemp("monitor_web_real")
+    cfg = project_in(folder)
+    with Warehouse(cfg.warehouse.url) as wh:
+        load_sample_world(wh, SynthConfig(customers=REAL_CUSTOMERS, seed=4))
+        train_and_log(["churn", "response", "value"], wh, cfg)
+        promote_models(["churn", "response", "value"], wh, cfg, margin=0.0, force=True)
+        runs = [run_scoring(wh, cfg, day).run_id for day in (EARLY, OOT)]
+    toml = folder / "propensity.toml"
+    toml.write_text(config_toml(cfg))
+    report = folder / "report.html"
+    res = CliRunner().invoke(app, ["monitor", "--config", str(toml), "--report", str(report)])
+    assert res.exit_code in (0, 3), res.output  # 3: an alert, which a small world may raise
+    return {"cfg": cfg, "runs": runs, "report": report}
+
+
+def test_the_report_of_a_real_monitored_run(real_world, page, tmp_path: Path) -> None:
+    from monitoring.report import write_report
+
+    latest = real_world["runs"][-1]
+    with Warehouse(real_world["cfg"].warehouse.url, read_only=True) as wh:
+        ours = write_report(wh, None, tmp_path / "real.html")
+        modelled = wh.query(f"select model, count(*) as n from {tables.FEATURES} where run_id = ? group by model",
+                            [latest])
+        realised = wh.query(f"select count(*) as n from {tables.PERFORMANCE} where source = 'realised'")
+    assert real_world["report"].exists()  # the command's own copy
+    page.goto(ours.resolve().as_uri())
+    assert latest in page.locator("header").inner_text()
+    for key in SECTION_IDS:
+        assert page.locator(f"section#{key}").is_visible(), key
+    drift = page.locator("section#feature-drift")
+    for r in modelled.itertuples():  # one PSI bar per feature the run's monitoring rows hold
+        assert drift.locator(f"article[data-model={r.model}] rect.bar").count() == r.n, r.model
+    charts = page.locator("svg.chart")
+    assert charts.count() >= len(modelled) * 2
+    for i in range(charts.count()):
+        box = charts.nth(i).bounding_box()
+        assert box["width"] > 200 and box["height"] > 50, (i, box)
+    performance = page.locator("section#performance").inner_text()
+    if int(realised["n"].iloc[0]):
+        assert "realised" in performance
+    assert page.requests == [ours.resolve().as_uri()] and page.console_errors == []
+    shoot(page, tmp_path, "monitoring-report-real")
