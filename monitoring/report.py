@@ -441,6 +441,37 @@ def line_chart(series: dict[str, list[tuple[date, float]]], references: list[tup
 
 # -- sections --------------------------------------------------------------------------------------
 
+def population(features: pd.DataFrame) -> pd.DataFrame:
+    """monitoring_features rows over every customer of the run (segment 'all'; all rows of a table without segments)."""
+    if "segment" not in features.columns or features.empty:
+        return features
+    return features[features["segment"].fillna(tables.ALL_SEGMENTS) == tables.ALL_SEGMENTS]
+
+
+def within_segments(features: pd.DataFrame) -> pd.DataFrame:
+    """monitoring_features rows inside one segment (one level of a categorical input), largest PSI first."""
+    if "segment" not in features.columns or features.empty:
+        return features.iloc[0:0]
+    inside = features[features["segment"].fillna(tables.ALL_SEGMENTS) != tables.ALL_SEGMENTS]
+    return inside.assign(_psi=inside["psi"].map(lambda v: _float(v) or 0.0)).sort_values(
+        ["_psi", "segment", "feature"], ascending=[False, True, True]).drop(columns="_psi")
+
+
+def _segment_alerts(features: pd.DataFrame, model: str, v: str, line: float) -> list[str]:
+    """The alerted segment rows of a model (a shift confined to segments), one line per feature."""
+    inside = within_segments(features)
+    inside = inside[(inside["model"] == model) & inside["alert"].map(_flag)]
+    overall = population(features)
+    overall = overall[overall["model"] == model].set_index("feature")["psi"] if len(overall) else pd.Series(dtype=float)
+    out = []
+    for feature, part in inside.groupby("feature", sort=False):
+        top = part.iloc[0]
+        others = f" and {len(part) - 1} other segment(s)" if len(part) > 1 else ""
+        customers = f" ({_count(top.get('rows'))} customers)" if _value(top.get("rows")) is not None else ""
+        out.append(f"{model}{v}: feature {feature} PSI {num(top['psi'])} in {top['segment']}{customers}{others} "
+                   f">= {line:g}, though {num(overall.get(feature))} over all customers")
+    return out
+
 def _alerts(rows: ReportRows, cfg: MonitoringConfig) -> list[str]:
     """One plain-text line per alert of the run, in the words of `propensity monitor` (monitoring.run).
 
@@ -449,13 +480,14 @@ def _alerts(rows: ReportRows, cfg: MonitoringConfig) -> list[str]:
     mark alerted for none of those (other alert lines when it was monitored) says so.
     """
     out: list[str] = []
-    f = rows.features
+    f = population(rows.features)
     for r in rows.predictions.to_dict("records"):
         model, v = str(r["model"]), _plain_version(r["version"])
         mine: list[str] = []
         part = f[(f["model"] == model) & f["alert"].map(_flag)] if len(f) else f
         for x in part.to_dict("records"):
             mine.append(f"{model}{v}: feature {x['feature']} PSI {num(x['psi'])} >= {cfg.feature_psi_alert:g}")
+        mine += _segment_alerts(rows.features, model, v, cfg.feature_psi_alert)
         psi = _float(r["psi"])
         if psi is not None and psi >= cfg.prediction_psi_alert:
             mine.append(f"{model}{v}: scores PSI {num(psi)} >= {cfg.prediction_psi_alert:g} (mean "
@@ -555,7 +587,8 @@ def _history(rows: ReportRows) -> str:
 
 
 def _feature_drift(rows: ReportRows, cfg: MonitoringConfig) -> str:
-    f = rows.features
+    f = population(rows.features)
+    inside = within_segments(rows.features)
     parts = ['<section id="feature-drift"><h2>Feature drift</h2>',
              f'<p class="muted">PSI of each feature the model reads against its reference profile (the model\'s '
              f"out-of-time test half); below 0.1 stable, 0.1–0.25 moderate, above 0.25 large. Alert line: "
@@ -584,9 +617,29 @@ def _feature_drift(rows: ReportRows, cfg: MonitoringConfig) -> str:
                      + _table(["feature", "kind", "PSI", "missing", "missing (reference)", "new levels", "absent",
                                "alert"], table_rows, {2, 3, 4, 5},
                               ["alert" if _flag(r["alert"]) else "" for r in records])
-                     + "</details></article>")
+                     + "</details>")
+        parts.append(_segment_table(inside[inside["model"] == model], part, cfg.feature_psi_alert))
+        parts.append("</article>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def _segment_table(inside: pd.DataFrame, overall: pd.DataFrame, line: float, top: int = 15) -> str:
+    """A model's drift within segments: the largest PSIs, alerted (confined to segments) ones marked."""
+    if inside.empty:
+        return ""
+    over = overall.set_index("feature")["psi"] if len(overall) else pd.Series(dtype=float)
+    alerted = int(inside["alert"].map(_flag).sum())
+    shown = pd.concat([inside[inside["alert"].map(_flag)], inside[~inside["alert"].map(_flag)]]).head(top)
+    records = shown.to_dict("records")
+    table_rows = [[_t(r["segment"]), _t(r["feature"]), num(r["psi"]), num(over.get(r["feature"])),
+                   _count(r.get("rows")), _count(r.get("reference_rows")), pct(r["missing_share"]),
+                   "ALERT" if _flag(r["alert"]) else ""] for r in records]
+    head = (f"<h4>Within segments</h4><p class=\"muted\">{inside['segment'].nunique()} segments (one level of a "
+            f"categorical input each) measured; {alerted} shift(s) at the alert line {line:g} confined to segments "
+            f"(the feature stays below it over all customers). The {len(records)} largest PSIs:</p>")
+    return head + _table(["segment", "feature", "PSI", "PSI over all", "customers", "reference customers", "missing",
+                          "alert"], table_rows, {2, 3, 4, 5, 6}, ["alert" if _flag(r["alert"]) else "" for r in records])
 
 
 def _bins(text: Any) -> tuple[list[str], list[float | None], list[float | None]] | None:
@@ -756,7 +809,7 @@ def _performance(rows: ReportRows, cfg: MonitoringConfig) -> str:
 def data_checks(rows: ReportRows) -> list[tuple[str, str, str, str]]:
     """(check, model, result, status 'ok' | 'warn' | 'fail' | 'info') for the run, from the tables."""
     out: list[tuple[str, str, str, str]] = []
-    f = rows.features
+    f = population(rows.features)
     for model in _models(f):
         part = f[f["model"] == model]
         absent = [str(r) for r in part.loc[part["absent"].map(_flag), "feature"]]

@@ -424,14 +424,19 @@ class FeatureDriftRow(_Out):
 
     model: str
     version: str | None
+    segment: str = Field(default="all", description="'all' (every customer of the run) or one level of a "
+                                                     "categorical input, e.g. 'needs_orientation=price'.")
     feature: str
     kind: str | None = Field(description="numeric or categorical.")
     psi: float | None
+    rows: int | None = Field(default=None, description="The run's customers in the segment.")
+    reference_rows: int | None = Field(default=None, description="The reference's customers in the segment.")
     missing_share: float | None
     reference_missing_share: float | None
     new_level_share: float | None = Field(description="Share of categorical levels the reference never saw.")
     absent: bool | None = Field(description="The run lacked the column (every row counts as missing).")
-    alert: bool | None
+    alert: bool | None = Field(description="At the alert line (in a segment: only when the feature stays below it "
+                                           "over all customers).")
 
 
 class ScoreBins(_Out):

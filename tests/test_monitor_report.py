@@ -53,6 +53,13 @@ PERFORMANCE = [
     (R2, "value", "estimated", "all", None, 0.5933), (R2, "value", "card", "all", None, 0.6500),
 ]
 PSI_ALERT = 0.25
+# Drift within segments (one level of a categorical input), R2's churn model, where the schema has them:
+# (segment, feature, psi, customers, reference customers, alert). frequency moved in one segment only
+# (0.0871 over all customers): an alert; recency_days moved everywhere: no alert of its own.
+HAS_SEGMENTS = "segment" in tables.columns(tables.FEATURES)
+SEGMENTS = [("needs_orientation=price", "frequency", 0.3104, 210, 180, True),
+            ("needs_orientation=price", "recency_days", 0.5207, 210, 180, False),
+            ("attr_region=north", "frequency", 0.1203, 330, 320, False)] if HAS_SEGMENTS else []
 # R2's estimated Gini of value, 0.5933, is 0.0567 below the card's 0.65: past the default line 0.05
 PERFORMANCE_ALERTS = {(R2, "value")}
 
@@ -96,7 +103,15 @@ def fill_warehouse(url: str) -> None:
                     feats.append({**base, "model": model, "version": v[model], "feature": feature, "kind": kind,
                                   "psi": psi[run_id], "missing_share": missing if run_id == R2 else ref_missing,
                                   "reference_missing_share": ref_missing, "new_level_share": new if run_id == R2 else 0.0,
-                                  "absent": absent and run_id == R2, "alert": alert})
+                                  "absent": absent and run_id == R2, "alert": alert, "segment": "all",
+                                  "rows": CUSTOMERS[run_id], "reference_rows": 1000})
+                if model == "churn" and run_id == R2:
+                    for segment, feature, psi, n, n_ref, seg_alert in SEGMENTS:
+                        alerted += seg_alert
+                        feats.append({**base, "model": model, "version": v[model], "feature": feature,
+                                      "kind": "numeric", "psi": psi, "missing_share": 0.0,
+                                      "reference_missing_share": 0.0, "new_level_share": 0.0, "absent": False,
+                                      "alert": seg_alert, "segment": segment, "rows": n, "reference_rows": n_ref})
                 score_psi = SCORE_PSI[run_id][model]
                 preds.append({**base, "model": model, "version": v[model], "rows": CUSTOMERS[run_id], "psi": score_psi,
                               "mean_score": 0.21 + score_psi / 10, "reference_mean_score": 0.21,
@@ -170,7 +185,7 @@ def test_the_numbers_as_written(html) -> None:
     assert ("churn v1: attribution shift 0.200 &gt;= 0.1 (most moved: recency_days, share 50.0% against 30.0%)"
             in summary)
     assert "value v1: estimated Gini 0.593, 0.057 below the card&#x27;s 0.650 (alert at 0.05)" in summary
-    assert "<dd>4</dd>" in summary  # four alerts
+    assert f"<dd>{4 + len([a for *_, a in SEGMENTS if a])}</dd>" in summary  # four alerts, and one in a segment
     drift = _section(html, "feature-drift")
     assert ">0.412<" in drift and ">0.150<" in drift  # bar values and table cells, 3 decimals
     assert "alert line 0.25" in drift  # the threshold line's label
@@ -195,6 +210,24 @@ def test_the_numbers_as_written(html) -> None:
     checks = _section(html, "data-checks")
     assert "1 of 2 features absent from the run: email_opens" in checks
     assert "tenure_days: 12.0% missing (reference 1.0%)" in checks
+
+
+@pytest.mark.skipif(not HAS_SEGMENTS, reason="monitoring_features has no segment column in this schema")
+def test_drift_confined_to_a_segment(html) -> None:
+    summary = _section(html, "summary")
+    assert ("churn v1: feature frequency PSI 0.310 in needs_orientation=price (210 customers) &gt;= 0.25, though "
+            "0.087 over all customers") in summary
+    assert "recency_days PSI 0.521 in" not in summary  # moved everywhere: the population's alert says it
+    drift = _section(html, "feature-drift")
+    churn = re.search(r'<article class="model" data-model="churn">(.*?)</article>', drift, re.S).group(1)
+    # the bars are the population's: one per feature, not per segment
+    assert len(re.findall(r'<rect class="bar', churn)) == len(FEATURES["churn"])
+    assert "2 segments (one level of a categorical input each) measured; 1 shift(s) at the alert line 0.25" in churn
+    rows = re.findall(r"<tr( class=\"alert\")?><td>([^<]+)</td><td>([^<]+)</td><td class=\"num\">([^<]+)</td>",
+                      churn.split("<h4>Within segments</h4>")[1])
+    assert rows == [(' class="alert"', "needs_orientation=price", "frequency", "0.310"),
+                    ("", "needs_orientation=price", "recency_days", "0.521"),
+                    ("", "attr_region=north", "frequency", "0.120")]
 
 
 def test_segments_of_the_chosen_run(warehouse) -> None:
@@ -285,7 +318,7 @@ def test_monitored_runs(api) -> None:
     assert latest["as_of"] == "2025-06-01" and latest["alert"] is True and latest["attempt"] == 1
     churn = next(m for m in latest["models"] if m["model"] == "churn")
     assert churn == {"model": "churn", "version": "1", "psi": 0.3377, "alert": True, "attribution_shift": 0.2,
-                     "features_alerted": 1, "mean_score": pytest.approx(0.21 + 0.03377), "reference_mean_score": 0.21,
+                     "features_alerted": 1 + len([a for *_, a in SEGMENTS if a]), "mean_score": pytest.approx(0.21 + 0.03377), "reference_mean_score": 0.21,
                      "note": None}
     assert runs[1]["alert"] is False
     assert [r["run_id"] for r in client.get("/monitoring/runs?limit=1", headers=headers["auditor"]).json()] == [R2]
@@ -295,9 +328,13 @@ def test_one_monitored_run(api) -> None:
     client, headers = api
     detail = client.get(f"/monitoring/runs/{R2}", headers=headers["auditor"]).json()
     assert detail["run_id"] == R2 and detail["as_of"] == "2025-06-01"
-    assert len(detail["features"]) == sum(len(v) for v in FEATURES.values())
+    assert len(detail["features"]) == sum(len(v) for v in FEATURES.values()) + len(SEGMENTS)
     evil = next(f for f in detail["features"] if f["feature"] == EVIL)
     assert evil["psi"] == 0.1502 and evil["new_level_share"] == 0.075 and evil["alert"] is False
+    assert evil["segment"] == "all"
+    inside = [(f["segment"], f["feature"], f["psi"], f["rows"], f["reference_rows"], f["alert"])
+              for f in detail["features"] if f["segment"] != "all"]
+    assert sorted(inside) == sorted(SEGMENTS)
     assert {p["model"] for p in detail["predictions"]} == {"churn", "response", "value"}
     bins = next(p for p in detail["predictions"] if p["model"] == "churn")["score_bins"]
     assert bins["labels"][-1] == "missing" and len(bins["current"]) == 6
