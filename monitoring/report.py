@@ -635,11 +635,14 @@ def _segment_table(inside: pd.DataFrame, overall: pd.DataFrame, line: float, top
     table_rows = [[_t(r["segment"]), _t(r["feature"]), num(r["psi"]), num(over.get(r["feature"])),
                    _count(r.get("rows")), _count(r.get("reference_rows")), pct(r["missing_share"]),
                    "ALERT" if _flag(r["alert"]) else ""] for r in records]
-    head = (f"<h4>Within segments</h4><p class=\"muted\">{inside['segment'].nunique()} segments (one level of a "
-            f"categorical input each) measured; {alerted} shift(s) at the alert line {line:g} confined to segments "
-            f"(the feature stays below it over all customers). The {len(records)} largest PSIs:</p>")
+    n = inside["segment"].nunique()
+    head = (f'<details class="segments"{" open" if alerted else ""}><summary>Within segments: {n} segment(s) (one '
+            f"level of a categorical input each) measured; {alerted} shift(s) at the alert line {line:g} confined to "
+            f"segments (the feature stays below it over all customers)</summary><p class=\"muted\">The "
+            f"{len(records)} largest PSIs within segments:</p>")
     return head + _table(["segment", "feature", "PSI", "PSI over all", "customers", "reference customers", "missing",
-                          "alert"], table_rows, {2, 3, 4, 5, 6}, ["alert" if _flag(r["alert"]) else "" for r in records])
+                          "alert"], table_rows, {2, 3, 4, 5, 6},
+                         ["alert" if _flag(r["alert"]) else "" for r in records]) + "</details>"
 
 
 def _bins(text: Any) -> tuple[list[str], list[float | None], list[float | None]] | None:
@@ -897,6 +900,7 @@ tr.this-run td { font-weight: 600; }
 .status.ok { color: var(--ok); } .status.info { color: var(--muted); }
 .up { color: var(--ok); } .down { color: var(--alert); } .new { color: var(--warn); } .same { color: var(--muted); }
 figure { margin: 0.5rem 0; }
+details { margin: 0.4rem 0; } summary { cursor: pointer; }
 svg.chart { display: block; max-width: 100%; height: auto; background: #fff; }
 svg .grid { stroke: #eaeef2; } svg .zero { stroke: #8c959f; }
 svg .tick { font-size: 11px; fill: var(--muted); } svg .axis { font-size: 12px; fill: var(--ink); }
