@@ -18,7 +18,8 @@ token whose role may not call the endpoint. Admin tokens may call everything.
 | GET  /models/{name}/card                   | auditor               |
 | GET  /runs, /runs/{run_id}                 | auditor               |
 | GET  /runs/{run_id}/customers/{id}/explain | auditor               |
-| GET  /monitoring/runs, /monitoring/runs/{run_id} | auditor         |
+| GET  /monitoring/runs                      | auditor               |
+| GET  /monitoring/runs/{run_id}             | auditor               |
 | GET  /monitoring/performance               | auditor               |
 | GET  /monitoring/report                    | auditor               |
 
