@@ -171,6 +171,10 @@ ZERO_FEED_COLUMNS: dict[str, tuple[str, ...]] = {
     "transactions.category": ("width_categories",),
     "transactions.quantity": (),  # no feature reads it: only an input check can see this one
     "needs_evaluations.complaint": ("needs_complaints_365d", "needs_complaints_total"),
+    # a revenue feed that delivers 0: the lines stay, but no order counts as a purchase
+    "transactions.amount": ("recency_days", "frequency_30d", "frequency_90d", "spend_30d", "spend_90d",
+                            "monetary_avg_30d", "monetary_avg_90d", "frequency_trend", "spend_trend",
+                            "overdue_ratio", "tenure_days"),
 }
 # The date that makes a row "from the start on", per table.
 _ROW_DATE = {"customers": "first_seen", "transactions": "ts", "needs_evaluations": "evaluated_at"}

@@ -54,7 +54,7 @@ def monitor(
     configure(cfg.mlflow, cfg.training.experiment, recover=False)
     horizon = cfg.features.horizon_days
     with Warehouse.of(cfg.warehouse, read_only=not write, on_wait=say) as wh:
-        drift = monitor_run(wh, run, horizon_days=horizon)
+        drift = monitor_run(wh, run, horizon_days=horizon, settings=cfg.monitoring)
         for line in summary_lines(drift, cfg.monitoring):
             say(line)
         if write:

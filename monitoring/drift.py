@@ -69,3 +69,45 @@ def prediction_drift(scores: np.ndarray, profile: dict) -> dict[str, float]:
     present = x[np.isfinite(x)]
     return {"psi": column_psi(bins, x), "mean": float(present.mean()) if len(present) else float("nan"),
             "reference_mean": float(profile["score_mean"]), "rows": int(len(x))}
+
+
+SEGMENT_COLUMNS = ["segment", "feature", "kind", "psi", "rows", "reference_rows", "missing_share",
+                   "reference_missing_share", "new_level_share"]
+
+
+def segment_drift(frame: pd.DataFrame, profile: dict, min_rows: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """PSI of every profiled feature inside each reference segment (`training.profile.segment_profiles`).
+
+    A segment is one level of a categorical feature ("needs_orientation=price"); it is
+    measured when both the reference and the run hold at least `min_rows` of its customers.
+
+    Args:
+        frame: the run's feature rows.
+        profile: the model's reference profile (with "segments"; none: an empty table).
+        min_rows: the fewest customers on each side for a segment to be measured.
+        columns: the segmenting columns to use (default: every one the profile split by).
+
+    Returns:
+        One row per measured segment and feature, largest PSI first.
+    """
+    rows = []
+    for column, levels in (profile.get("segments") or {}).items():
+        if (columns is not None and column not in columns) or column not in frame.columns:
+            continue
+        text = frame[column].astype("object").where(frame[column].notna())
+        for level, stored in levels.items():
+            part = frame[(text.astype(str) == level) & text.notna()]
+            if stored["rows"] < min_rows or len(part) < min_rows:
+                continue
+            for feature, reference in stored["shares"].items():
+                if feature not in profile["features"]:
+                    continue
+                bins = Bins.from_dict(profile["features"][feature])
+                values = part[feature] if feature in part.columns else pd.Series([None] * len(part), dtype="object")
+                now = shares(bins, values)
+                rows.append({"segment": f"{column}={level}", "feature": feature, "kind": bins.kind,
+                             "psi": psi(np.asarray(reference), now), "rows": len(part), "reference_rows": stored["rows"],
+                             "missing_share": float(now[-1]), "reference_missing_share": float(reference[-1]),
+                             "new_level_share": float(now[-2]) if bins.kind == "categorical" else 0.0})
+    out = pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+    return out.sort_values(["psi", "segment", "feature"], ascending=[False, True, True], kind="stable").reset_index(drop=True)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from features.load import Warehouse
 from monitoring import tables
-from monitoring.run import RunDrift
+from monitoring.run import RunDrift, confined_segments
 from propensity.config import MonitoringConfig
 from serving import sink
 
@@ -27,21 +27,32 @@ def drift_frames(drift: RunDrift, cfg: MonitoringConfig, at: datetime | None = N
         model_key = {**key, "model": m.model, "version": m.version}
         alerts = drift.model_alerts(m, cfg)
         if m.features is not None:
-            f = m.features.assign(**model_key, alert=m.features["psi"] >= cfg.feature_psi_alert, monitored_at=at)
-            features.append(f)
+            features.append(m.features.assign(**model_key, segment=tables.ALL_SEGMENTS, rows=drift.customers,
+                                               reference_rows=None,
+                                               alert=m.features["psi"] >= cfg.feature_psi_alert))
+        if m.segments is not None and len(m.segments):
+            confined = confined_segments(m, cfg.feature_psi_alert)
+            keys = set(zip(confined["segment"], confined["feature"]))
+            features.append(m.segments.assign(**model_key, absent=False, alert=[
+                (a, b) in keys for a, b in zip(m.segments["segment"], m.segments["feature"])]))
         p = m.prediction or {}
         predictions.append({
             **model_key, "rows": p.get("rows"), "psi": p.get("psi"), "mean_score": p.get("mean"),
             "reference_mean_score": p.get("reference_mean"),
             "score_bins": None if m.score_bins is None else json.dumps(m.score_bins),
-            "attribution_shift": m.attribution_shift,
-            "features_alerted": None if m.features is None else int((m.features["psi"] >= cfg.feature_psi_alert).sum()),
+            "attribution_shift": m.attribution_shift, "direction_shift": m.direction_shift,
+            "features_alerted": None if m.features is None else len(
+                set(m.features.loc[m.features["psi"] >= cfg.feature_psi_alert, "feature"])
+                | set(confined_segments(m, cfg.feature_psi_alert)["feature"])),
             "alert": bool(alerts), "note": m.note, "monitored_at": at})
         if m.attributions is not None:
             attributions.append(m.attributions.assign(**model_key, monitored_at=at))
+    if features:
+        f = pd.concat(features, ignore_index=True).assign(monitored_at=at)
+    else:
+        f = pd.DataFrame(columns=tables.columns(tables.FEATURES))
     out = {
-        tables.FEATURES: pd.concat(features, ignore_index=True) if features else pd.DataFrame(
-            columns=tables.columns(tables.FEATURES)),
+        tables.FEATURES: f,
         tables.PREDICTIONS: pd.DataFrame(predictions, columns=tables.columns(tables.PREDICTIONS)),
         tables.ATTRIBUTIONS: pd.concat(attributions, ignore_index=True) if attributions else pd.DataFrame(
             columns=tables.columns(tables.ATTRIBUTIONS)),

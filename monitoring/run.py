@@ -22,7 +22,7 @@ from features.btyd import BTYD_FEATURES, add_btyd_features
 from features.load import Warehouse, WarehouseError
 from monitoring.attribution import attribution_drift
 from monitoring.tables import ALL_SEGMENTS
-from monitoring.drift import feature_drift, prediction_drift
+from monitoring.drift import feature_drift, prediction_drift, segment_drift
 from propensity.config import MonitoringConfig
 from serving import sink
 from serving.current import latest_run
@@ -67,9 +67,12 @@ class ModelDrift:
     # per-feature mean |contribution| of the run against the reference (monitoring.attribution),
     # and the shift; None for runs scored before the scorer kept attributions
     attributions: pd.DataFrame | None = None
-    attribution_shift: float | None = None
+    attribution_shift: float | None = None  # importance shift (share of mean |SHAP|), 0-1
+    direction_shift: float | None = None  # signed mean contributions moved, over the reference's mean |SHAP|
     # the score distribution on the reference's bins: labels, reference and current shares
     score_bins: dict[str, list] | None = None
+    # feature drift inside segments (monitoring.drift.segment_drift)
+    segments: pd.DataFrame | None = None
 
 
 @dataclass
@@ -104,15 +107,29 @@ class RunDrift:
             for row in m.features[m.features["psi"] >= cfg.feature_psi_alert].itertuples():
                 out.append(f"{m.model} v{m.version}: feature {row.feature} PSI {row.psi:.3f} "
                            f">= {cfg.feature_psi_alert}")
+        confined = confined_segments(m, cfg.feature_psi_alert)
+        for feature, rows in confined.groupby("feature", sort=False):
+            top = rows.iloc[0]
+            others = f" and {len(rows) - 1} other segment(s)" if len(rows) > 1 else ""
+            out.append(f"{m.model} v{m.version}: feature {feature} PSI {top['psi']:.3f} in {top['segment']} "
+                       f"({top['rows']:,} customers){others} >= {cfg.feature_psi_alert}, though "
+                       f"{m.features.set_index('feature')['psi'].get(feature, float('nan')):.3f} over all customers")
         if m.prediction is not None and m.prediction["psi"] >= cfg.prediction_psi_alert:
             out.append(f"{m.model} v{m.version}: scores PSI {m.prediction['psi']:.3f} >= {cfg.prediction_psi_alert} "
                        f"(mean {m.prediction['mean']:.4g} against {m.prediction['reference_mean']:.4g})")
         if m.attribution_shift is not None and m.attribution_shift >= cfg.attribution_shift_alert:
             top = m.attributions.assign(moved=(m.attributions["share"] - m.attributions["reference_share"]).abs())
             top = top.sort_values("moved", ascending=False, kind="stable").iloc[0]
-            out.append(f"{m.model} v{m.version}: attribution shift {m.attribution_shift:.3f} >= "
+            out.append(f"{m.model} v{m.version}: attribution shift (importance) {m.attribution_shift:.3f} >= "
                        f"{cfg.attribution_shift_alert} (most moved: {top['feature']}, share "
                        f"{top['share']:.1%} against {top['reference_share']:.1%})")
+        if m.direction_shift is not None and m.direction_shift >= cfg.direction_shift_alert:
+            a = m.attributions
+            top = a.assign(moved=(a["mean_contribution"] - a["reference_mean_contribution"]).abs()).sort_values(
+                "moved", ascending=False, kind="stable").iloc[0]
+            out.append(f"{m.model} v{m.version}: attribution shift (direction) {m.direction_shift:.3f} >= "
+                       f"{cfg.direction_shift_alert} (most moved: {top['feature']}, mean contribution "
+                       f"{top['mean_contribution']:+.3f} against {top['reference_mean_contribution']:+.3f})")
         out += self.performance_alerts(m, cfg)
         return out
 
@@ -134,6 +151,19 @@ class RunDrift:
                            f"{mine.loc[source, metric]:.3f}, {card - mine.loc[source, metric]:.3f} below the "
                            f"card's {card:.3f} (alert at {cfg.performance_drop_alert})")
         return out
+
+
+def confined_segments(m: ModelDrift, line: float) -> pd.DataFrame:
+    """Segment rows at the alert line whose feature stays below it over all customers (largest first).
+
+    A shift of the whole population shows inside every segment too; those rows add
+    nothing to the population's alert, so only a shift confined to segments alerts here.
+    """
+    if m.segments is None or m.segments.empty:
+        return pd.DataFrame(columns=["segment", "feature", "psi", "rows"])
+    alerted = set(m.features.loc[m.features["psi"] >= line, "feature"]) if m.features is not None else set()
+    rows = m.segments[(m.segments["psi"] >= line) & ~m.segments["feature"].isin(alerted)]
+    return rows.reset_index(drop=True)
 
 
 def chosen_run(wh: Warehouse, run_id: str | None) -> dict[str, Any]:
@@ -217,7 +247,7 @@ def _default_cards(model: str, version: str) -> dict[str, float] | None:
 
 
 def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None, horizon_days: int | None = None,
-                cards=None) -> RunDrift:
+                cards=None, settings: MonitoringConfig | None = None) -> RunDrift:
     """Feature, prediction and attribution drift of a scoring run against each of its models' reference
     profiles, and (with `horizon_days`) the run's estimated and realised performance.
 
@@ -229,7 +259,9 @@ def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None, horizon
         horizon_days: the models' horizon; None leaves performance out.
         cards: (model, version) -> the version's logged out-of-time metrics or None
             (default: the registry's, `training.track.version_metrics`).
+        settings: `[monitoring]` (segment_min_rows, segment_columns; default: the defaults).
     """
+    settings = settings or MonitoringConfig()
     profiles = profiles or _default_profiles
     cards = cards or _default_cards
     row = chosen_run(wh, run_id)
@@ -252,11 +284,14 @@ def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None, horizon
         profile = aged({**profile, "features": {k: v for k, v in profile["features"].items() if k not in RUN_SETTINGS}},
                        result.as_of)
         x = scores[SCORE_COLUMN[model]].to_numpy(dtype=float)
+        columns = [c for c in (settings.segment_columns or (profile.get("segments") or {})) if c not in RUN_SETTINGS]
         m = ModelDrift(model, version, feature_drift(frame, profile), prediction_drift(x, profile),
-                       score_bins=_score_bins(x, profile))
+                       score_bins=_score_bins(x, profile),
+                       segments=segment_drift(frame, profile, settings.segment_min_rows, columns))
         if model in attributions and profile.get("mean_abs_contribution"):
-            table, m.attribution_shift = attribution_drift(attributions[model]["mean_abs"],
-                                                           profile["mean_abs_contribution"])
+            kept = attributions[model]
+            table, m.attribution_shift, m.direction_shift = attribution_drift(
+                kept["mean_abs"], profile["mean_abs_contribution"], kept.get("mean"), profile.get("mean_contribution"))
             m.attributions = table.assign(scale=attributions[model].get("scale"))
         result.models.append(m)
     if horizon_days is not None:
@@ -332,6 +367,12 @@ def summary_lines(drift: RunDrift, cfg: MonitoringConfig, top: int = 5) -> list[
         moved = f[f["psi"] >= 0.1]
         lines.append(f"    features: {len(f)} profiled, {len(moved)} with PSI >= 0.1, "
                      f"{int((f['psi'] >= cfg.feature_psi_alert).sum())} at the alert line {cfg.feature_psi_alert}")
+        g = m.segments
+        if g is not None and len(g):
+            lines.append(f"    segments: {g['segment'].nunique()} measured, "
+                         f"{len(confined_segments(m, cfg.feature_psi_alert))} shift(s) at the alert line confined "
+                         f"to segments; largest: " + ", ".join(
+                             f"{r.feature} in {r.segment} {r.psi:.3f}" for r in g.head(3).itertuples()))
         for r in f.head(top).itertuples():
             extra = (f", {r.new_level_share:.1%} new levels" if r.new_level_share > 0 else "") + \
                 (" (column absent)" if r.absent else "")
@@ -341,7 +382,8 @@ def summary_lines(drift: RunDrift, cfg: MonitoringConfig, top: int = 5) -> list[
             a = m.attributions
             moved = a.assign(moved=(a["share"] - a["reference_share"]).abs()).sort_values(
                 "moved", ascending=False, kind="stable").head(3)
-            lines.append(f"    attribution shift {m.attribution_shift:.3f}; most moved: " + ", ".join(
+            direction = "" if m.direction_shift is None else f", direction {m.direction_shift:.3f}"
+            lines.append(f"    attribution shift: importance {m.attribution_shift:.3f}{direction}; most moved: " + ", ".join(
                 f"{r.feature} {r.reference_share:.1%} -> {r.share:.1%} (rank {r.reference_rank} -> {r.rank})"
                 for r in moved.itertuples()))
         else:

@@ -4,14 +4,15 @@ Written through the scorer's sink (`serving.sink._Db`), in the SQL subset both s
 Each monitored run's rows replace any earlier rows of the same run (re-monitoring a run
 never duplicates); `run_performance` rows are keyed by the run they measure.
 
-- monitoring_features: one row per run, model and feature the model reads: PSI against
-  the reference profile, missing shares, share of categorical levels never seen.
+- monitoring_features: one row per run, model, segment and feature the model reads: PSI
+  against the reference profile, missing shares, share of categorical levels never seen;
+  segment "all" for every customer, or one level of a categorical input.
 - monitoring_predictions: one row per run and model: score PSI, means, the score
   distribution of run and reference on the reference's bins (JSON, for charts), the
   attribution shift, and whether any alert of that model fired.
 - monitoring_attributions: one row per run, model and feature: mean |contribution| of the
   run (accumulated by the scorer while it explained) against the reference, each as a
-  share of the model's total, and the rank of each.
+  share of the model's total, the rank of each, and the mean signed contributions.
 - run_performance: one row per run, model, source and segment. source 'realised' (labels
   from the horizon after the run, once elapsed), 'estimated' (confidence-based, from
   the scores alone) or 'card' (the model card's out-of-time numbers of that version);
@@ -35,7 +36,10 @@ _RUN = [("run_id", "varchar not null"), ("attempt", "integer not null"), ("as_of
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     FEATURES: [
-        *_RUN, ("feature", "varchar not null"), ("kind", "varchar"), ("psi", "double precision"),
+        # segment: "all" (every customer of the run) or one level of a categorical input,
+        # "needs_orientation=price"; rows: the run's customers there, reference_rows the reference's
+        *_RUN, ("segment", "varchar not null"), ("feature", "varchar not null"), ("kind", "varchar"),
+        ("psi", "double precision"), ("rows", "bigint"), ("reference_rows", "bigint"),
         ("missing_share", "double precision"), ("reference_missing_share", "double precision"),
         ("new_level_share", "double precision"), ("absent", "boolean"), ("alert", "boolean"),
         ("monitored_at", "timestamp"),
@@ -47,12 +51,15 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("score_bins", "varchar"),
         # total variation distance between the run's and the reference's attribution shares
         ("attribution_shift", "double precision"),
+        # sum of |mean signed contribution - the reference's| over the reference's total mean |SHAP|
+        ("direction_shift", "double precision"),
         ("features_alerted", "integer"), ("alert", "boolean"), ("note", "varchar"), ("monitored_at", "timestamp"),
     ],
     ATTRIBUTIONS: [
         *_RUN, ("feature", "varchar not null"), ("mean_abs_contribution", "double precision"),
         ("reference_mean_abs_contribution", "double precision"), ("share", "double precision"),
         ("reference_share", "double precision"), ("rank", "integer"), ("reference_rank", "integer"),
+        ("mean_contribution", "double precision"), ("reference_mean_contribution", "double precision"),
         ("scale", "varchar"), ("monitored_at", "timestamp"),
     ],
     PERFORMANCE: [

@@ -227,7 +227,7 @@ def _stage(db: sink._Db, run_id: str, result: ChunkResult, summary: RunSummary) 
         if name in summary.attributions:
             summary.attributions[name].add(sums)
         else:
-            summary.attributions[name] = AttributionSums(sums.scale, sums.rows, dict(sums.sum_abs))
+            summary.attributions[name] = sums.copy()
     t = time.perf_counter()
     for name, frame in ((sink.SCORES, result.scores), (sink.SEGMENTS, result.segments),
                         (sink.REASONS, result.reasons)):

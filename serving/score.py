@@ -41,21 +41,29 @@ class AttributionSums:
     scale: str
     rows: int = 0
     sum_abs: dict[str, float] = field(default_factory=dict)
+    sum: dict[str, float] = field(default_factory=dict)  # signed: where the features push the scores
 
     @classmethod
     def of(cls, values: pd.DataFrame, scale: str) -> AttributionSums:
-        sums = np.abs(values.to_numpy(dtype=float)).sum(axis=0) if len(values) else np.zeros(values.shape[1])
-        return cls(scale, len(values), {str(c): float(v) for c, v in zip(values.columns, sums)})
+        x = values.to_numpy(dtype=float)
+        names = [str(c) for c in values.columns]
+        return cls(scale, len(values), dict(zip(names, np.abs(x).sum(axis=0).tolist())),
+                   dict(zip(names, x.sum(axis=0).tolist())))
 
     def add(self, other: AttributionSums) -> None:
         self.rows += other.rows
-        for k, v in other.sum_abs.items():
-            self.sum_abs[k] = self.sum_abs.get(k, 0.0) + v
+        for mine, theirs in ((self.sum_abs, other.sum_abs), (self.sum, other.sum)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0.0) + v
+
+    def copy(self) -> AttributionSums:
+        return AttributionSums(self.scale, self.rows, dict(self.sum_abs), dict(self.sum))
 
     def as_json(self) -> dict:
-        """{"rows", "scale", "mean_abs": {feature: mean |contribution|}} (the scoring_runs record)."""
+        """{"rows", "scale", "mean_abs": {feature: mean |contribution|}, "mean": {feature: mean contribution}}."""
         n = max(self.rows, 1)
-        return {"rows": self.rows, "scale": self.scale, "mean_abs": {k: v / n for k, v in self.sum_abs.items()}}
+        return {"rows": self.rows, "scale": self.scale, "mean_abs": {k: v / n for k, v in self.sum_abs.items()},
+                "mean": {k: v / n for k, v in self.sum.items()}}
 
 
 @dataclass

@@ -129,6 +129,35 @@ def shares(bins: Bins, values: pd.Series | np.ndarray) -> np.ndarray:
 
 
 
+# Segments: every categorical model input with at most this many levels splits the
+# reference, and each level with at least SEGMENT_MIN_ROWS rows keeps its own shares on the
+# population's bins, so monitoring can see a shift confined to one segment (a price rise
+# that halves one segment's purchases moves the whole population's frequency by PSI 0.07,
+# the segment's by 0.5).
+SEGMENT_MAX_LEVELS = 12
+SEGMENT_MIN_ROWS = 200
+
+
+def segment_profiles(frame: pd.DataFrame, features: dict[str, dict], columns: list[str],
+                     min_rows: int = SEGMENT_MIN_ROWS, max_levels: int = SEGMENT_MAX_LEVELS) -> dict[str, Any]:
+    """column -> level -> {"rows", "shares": feature -> shares on the population's bins}."""
+    out: dict[str, Any] = {}
+    for column in columns:
+        text = frame[column].astype("object").where(frame[column].notna())
+        counts = text.dropna().astype(str).value_counts()
+        if len(counts) == 0 or len(counts) > max_levels:
+            continue
+        levels = {}
+        for level, n in counts.items():
+            if n >= min_rows:
+                part = frame[(text.astype(str) == level) & text.notna()]
+                levels[str(level)] = {"rows": int(n), "shares": {
+                    f: [float(x) for x in shares(Bins.from_dict(b), part[f])] for f, b in features.items()}}
+        if levels:
+            out[column] = levels
+    return out
+
+
 def reference_profile(model: LgbmModel, test: pd.DataFrame, predictions: np.ndarray,
                       contribs: Contributions, as_of: date | None = None) -> dict[str, Any]:
     """The reference profile of `model` on its out-of-time test half (JSON-ready).
@@ -144,6 +173,7 @@ def reference_profile(model: LgbmModel, test: pd.DataFrame, predictions: np.ndar
     features.update({c: categorical_bins(test[c]).to_dict() for c in model.categorical})
     values = contribs.values
     mean_abs = {c: float(np.nanmean(np.abs(values[c].to_numpy(dtype=float)))) for c in values.columns}
+    mean = {c: float(np.nanmean(values[c].to_numpy(dtype=float))) for c in values.columns}
     return {
         "as_of": None if as_of is None else str(as_of),
         "rows": int(len(test)),
@@ -152,4 +182,6 @@ def reference_profile(model: LgbmModel, test: pd.DataFrame, predictions: np.ndar
         "score_mean": float(np.mean(predictions)),
         "contribution_scale": contribs.scale,
         "mean_abs_contribution": mean_abs,
+        "mean_contribution": mean,
+        "segments": segment_profiles(test, features, [c for c in model.categorical if c in test.columns]),
     }
