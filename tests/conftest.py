@@ -51,3 +51,36 @@ def postgres_server():
         pytest.skip("PostgreSQL server not installed (apt-get install postgresql); `make test` installs it")
     with temporary_postgres() as new_database:
         yield new_database
+
+
+MONITORED_WORLD = {"customers": 3000, "seed": 4}  # the sample world the monitoring tests score
+
+
+@pytest.fixture(scope="session")
+def monitored_champions(tmp_path_factory):
+    """Churn, response and value champions trained once on a 3,000-customer sample world.
+
+    Yields `project(folder, drift=())`: a Config whose MLflow store holds those champions
+    and whose warehouse (in `folder`, new) holds the same world, with `drift` injected
+    (`features.synth.Drift`). Each test module scores and monitors in its own warehouse.
+    """
+    from features.synth import SynthConfig
+    from features.synth_import import load_sample_world
+    from propensity.config import WarehouseConfig, project_in
+    from training.pipeline import promote_models, train_and_log
+
+    base = project_in(tmp_path_factory.mktemp("champions"))
+    with Warehouse(base.warehouse.url) as wh:
+        load_sample_world(wh, SynthConfig(**MONITORED_WORLD))
+        train_and_log(["churn", "response", "value"], wh, base)
+        promote_models(["churn", "response", "value"], wh, base, margin=0.0, force=True)
+
+    def project(folder: Path, drift: tuple = ()):
+        cfg = base.model_copy(update={
+            "warehouse": WarehouseConfig(url=f"duckdb:///{folder / 'warehouse.duckdb'}"),
+            "serving": base.serving.model_copy(update={"snapshot_dir": str(folder / "scoring")})})
+        with Warehouse(cfg.warehouse.url) as wh:
+            load_sample_world(wh, SynthConfig(**MONITORED_WORLD, drift=drift))
+        return cfg
+
+    yield project

@@ -13,31 +13,22 @@ import pytest
 from typer.testing import CliRunner
 
 from features.load import Warehouse
-from features.synth import SynthConfig
-from features.synth_import import load_sample_world
-from propensity.config import MonitoringConfig, config_toml, project_in
+from propensity.config import MonitoringConfig, config_toml
 from serving.batch import run_scoring
 
-CUSTOMERS = 3000
 OOT = date(2025, 4, 1)  # the churn and value models' out-of-time cutoff in this world
 
 
 @pytest.fixture(scope="module")
-def monitored(tmp_path_factory):
-    """Three champions trained on a sample world, and one scoring run at their out-of-time date."""
-    from training.pipeline import promote_models, train_and_log
-
+def monitored(tmp_path_factory, monitored_champions):
+    """The three champions of the sample world, and one scoring run at their out-of-time date."""
     folder = tmp_path_factory.mktemp("monitor")
-    cfg = project_in(folder)
-    wh = Warehouse(cfg.warehouse.url)
-    load_sample_world(wh, SynthConfig(customers=CUSTOMERS, seed=4))
-    outcomes = {o.result.name: o for o in train_and_log(["churn", "response", "value"], wh, cfg)}
-    promote_models(["churn", "response", "value"], wh, cfg, margin=0.0, force=True)
-    summary = run_scoring(wh, cfg, OOT)
-    wh.close()
+    cfg = monitored_champions(folder)
+    with Warehouse(cfg.warehouse.url) as wh:
+        summary = run_scoring(wh, cfg, OOT)
     toml = folder / "propensity.toml"
     toml.write_text(config_toml(cfg))
-    yield {"cfg": cfg, "folder": folder, "toml": toml, "outcomes": outcomes, "summary": summary}
+    yield {"cfg": cfg, "folder": folder, "toml": toml, "summary": summary}
 
 
 def test_a_run_at_the_reference_date_shows_no_drift(monitored) -> None:
@@ -71,8 +62,11 @@ def test_psi_by_hand_from_the_snapshot_and_the_logged_profile(monitored) -> None
 
     from monitoring.run import monitor_run
 
-    cfg, outcome = monitored["cfg"], monitored["outcomes"]["churn"]
-    path = mlflow.artifacts.download_artifacts(run_id=outcome.version.run_id, artifact_path="reference_profile.json")
+    from training.track import version_record
+
+    cfg = monitored["cfg"]
+    churn_run = version_record("churn", "1")["run_id"]
+    path = mlflow.artifacts.download_artifacts(run_id=churn_run, artifact_path="reference_profile.json")
     stored = json.loads(Path(path).read_text())["features"]["recency_days"]
     snapshot = pd.read_parquet(monitored["summary"].snapshot)
     x = snapshot["recency_days"].astype("float64").to_numpy()

@@ -9,12 +9,9 @@ from datetime import date
 import pytest
 
 from features.load import Warehouse
-from features.synth import SynthConfig, parse_drift
-from features.synth_import import load_sample_world
-from propensity.config import MonitoringConfig, project_in
+from features.synth import parse_drift
 from serving.batch import run_scoring
 
-CUSTOMERS, SEED = 3000, 4
 START = date(2025, 4, 1)  # the drifts' start: the models' out-of-time date, so the reference is clean
 LAST = date(2025, 6, 29)  # the last day of the data
 # Each drift in a world of its own, so what one moves does not hide another.
@@ -34,18 +31,13 @@ RELATED = {"price-rise": {"spend_30d", "spend_90d", "spend_trend"}, "category-mi
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Champions trained on the world without drift; two runs 30 days apart on that world."""
-    from training.pipeline import promote_models, train_and_log
-
+def trained(tmp_path_factory, monitored_champions):
+    """The champions of the world without drift; two runs 30 days apart on that world."""
     folder = tmp_path_factory.mktemp("monitor-drift")
-    cfg = project_in(folder)
+    cfg = monitored_champions(folder)
     with Warehouse(cfg.warehouse.url) as wh:
-        load_sample_world(wh, SynthConfig(customers=CUSTOMERS, seed=SEED))
-        train_and_log(["churn", "response", "value"], wh, cfg)
-        promote_models(["churn", "response", "value"], wh, cfg, margin=0.0, force=True)
         runs = [run_scoring(wh, cfg, d, any_date=True).run_id for d in (date(2025, 5, 30), LAST)]
-    return {"cfg": cfg, "folder": folder, "runs": runs}
+    return {"cfg": cfg, "folder": folder, "runs": runs, "project": monitored_champions}
 
 
 def monitored(cfg, run_id=None):
@@ -75,12 +67,9 @@ def test_no_drift_two_runs_30_days_apart_raise_at_most_one_feature_alert(trained
 
 @pytest.mark.parametrize("kind", list(DRIFTS))
 def test_an_injected_shift_is_flagged(trained, tmp_path, kind) -> None:
-    cfg = trained["cfg"].model_copy(update={
-        "warehouse": trained["cfg"].warehouse.model_copy(update={"url": f"duckdb:///{tmp_path / 'drifted.duckdb'}"}),
-        "serving": trained["cfg"].serving.model_copy(update={"snapshot_dir": str(tmp_path / "scoring")})})
     drift = parse_drift(DRIFTS[kind], START)
+    cfg = trained["project"](tmp_path, (drift,))
     with Warehouse(cfg.warehouse.url) as wh:
-        load_sample_world(wh, SynthConfig(customers=CUSTOMERS, seed=SEED, drift=(drift,)))
         expected = set(wh.query("select expected_features from synth_drift")["expected_features"].iloc[0].split(","))
         run_scoring(wh, cfg, LAST, any_date=True)
     result = monitored(cfg)

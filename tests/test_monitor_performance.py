@@ -17,10 +17,11 @@ from features.load import Warehouse
 from features.synth import SynthConfig
 from features.synth_import import load_sample_world
 from monitoring import tables
-from propensity.config import config_toml, project_in
+from propensity.config import config_toml
 from serving.batch import run_scoring
+from tests.conftest import MONITORED_WORLD
 
-WORLD = SynthConfig(customers=3000, seed=4)
+WORLD = SynthConfig(**MONITORED_WORLD)  # the world of the monitored_champions fixture
 HORIZON = 90
 # 2025-02-20: the discount campaign that starts 2025-02-25 and ends 2025-03-18 falls in its
 # horizon (the runs score the response model for its first kind, discount); 2025-04-01: the
@@ -35,16 +36,11 @@ def monitor_cli(toml) -> object:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Three champions, two runs (the early one scored 700 customers a chunk), monitored once."""
-    from training.pipeline import promote_models, train_and_log
-
+def world(tmp_path_factory, monitored_champions):
+    """The sample world's champions, two runs (the early one scored 700 customers a chunk), monitored once."""
     folder = tmp_path_factory.mktemp("monitor-perf")
-    cfg = project_in(folder)
+    cfg = monitored_champions(folder)
     with Warehouse(cfg.warehouse.url) as wh:
-        load_sample_world(wh, WORLD)
-        train_and_log(["churn", "response", "value"], wh, cfg)
-        promote_models(["churn", "response", "value"], wh, cfg, margin=0.0, force=True)
         runs = {EARLY: run_scoring(wh, cfg, EARLY, chunk_size=700).run_id, OOT: run_scoring(wh, cfg, OOT).run_id}
     toml = folder / "propensity.toml"
     toml.write_text(config_toml(cfg))
