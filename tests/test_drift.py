@@ -114,3 +114,68 @@ def test_feature_and_prediction_drift_tables() -> None:
     drift = prediction_drift(rng.uniform(0, 1, n) ** 2, profile)  # scores pushed down
     assert drift["psi"] > 0.1 and drift["mean"] == pytest.approx(1 / 3, abs=0.02)
     assert drift["reference_mean"] == pytest.approx(0.5, abs=0.02) and drift["rows"] == n
+
+
+def test_attribution_drift_by_hand() -> None:
+    from monitoring.attribution import attribution_drift
+
+    ref_abs = {"a": 3.0, "b": 1.0}  # shares 0.75, 0.25
+    run_abs = {"a": 1.0, "b": 1.0, "c": 2.0}  # shares 0.25, 0.25, 0.5; c is new to the model's attention
+    table, importance, direction = attribution_drift(run_abs, ref_abs, {"a": -0.5, "b": 0.25, "c": 0.0},
+                                                     {"a": 0.5, "b": 0.25})
+    by = table.set_index("feature")
+    assert list(table["feature"]) == ["c", "a", "b"]  # by the run's importance; a and b tie at rank 2
+    assert by["rank"].to_dict() == {"c": 1, "a": 2, "b": 2} and by["reference_rank"].to_dict() == {"a": 1, "b": 2, "c": 3}
+    assert by.loc["a", "share"] == 0.25 and by.loc["a", "reference_share"] == 0.75 and by.loc["c", "reference_share"] == 0
+    assert importance == pytest.approx(0.5 * (0.5 + 0.0 + 0.5))
+    # a's mean contribution flipped from +0.5 to -0.5: |1.0| + 0 + 0 over the reference's 4.0 of mean |SHAP|
+    assert direction == pytest.approx(1.0 / 4.0)
+    same, none, no_sign = attribution_drift(ref_abs, ref_abs)
+    assert none == 0.0 and no_sign is None and same["mean_contribution"].isna().all()
+
+
+def test_estimated_auc_and_average_precision_by_hand() -> None:
+    """CBPE on four calibrated scores, two of them tied: the expected ROC curve steps over
+    0.8, then both 0.4s at once, then 0.1 (expected positives 0.8, 1.6, 1.7 of 1.7; negatives
+    0.2, 1.4, 2.3 of 2.3)."""
+    from monitoring.performance import estimated_metrics
+
+    est = estimated_metrics(np.array([0.4, 0.8, 0.1, 0.4]))
+    auc = (0.2 * (0 + 0.8) / 2 + 1.2 * (0.8 + 1.6) / 2 + 0.9 * (1.6 + 1.7) / 2) / (1.7 * 2.3)
+    ap = (0.8 * 0.8 / 1 + 0.8 * 1.6 / 3 + 0.1 * 1.7 / 4) / 1.7
+    assert est["auc"] == pytest.approx(auc, abs=1e-12) and est["pr_auc"] == pytest.approx(ap, abs=1e-12)
+    assert np.isnan(estimated_metrics(np.array([np.nan]))["auc"])
+    # scores that are all 1: no expected negative, no curve
+    assert np.isnan(estimated_metrics(np.ones(3))["auc"])
+
+
+def test_segment_drift_by_hand() -> None:
+    """Frequency halves for the 'price' customers only: the population barely moves, the segment does."""
+    from monitoring.drift import segment_drift
+    from monitoring.run import ModelDrift, confined_segments
+    from training.profile import segment_profiles
+
+    ref = pd.DataFrame({"orientation": ["price"] * 400 + ["value"] * 400 + ["tiny"] * 100 + [None] * 100,
+                        "freq": [0.0, 1.0, 2.0, 3.0] * 250})
+    profile = _profile(ref, np.zeros(len(ref)))
+    profile["segments"] = segment_profiles(ref, profile["features"], ["orientation"], min_rows=200)
+    assert set(profile["segments"]["orientation"]) == {"price", "value"}  # 'tiny' has too few rows to keep
+    now = ref.copy()
+    now.loc[now["orientation"] == "price", "freq"] = [0.0, 0.0, 1.0, 1.0] * 100
+    table = segment_drift(now, profile, min_rows=300)
+    by = table.set_index(["segment", "feature"])
+    # the freq bins: one per value 0, 1, 2, 3 (edges halfway), then missing
+    e = np.maximum(np.array([0.25, 0.25, 0.25, 0.25, 0.0]), 1e-4)
+    a = np.maximum(np.array([0.5, 0.5, 0.0, 0.0, 0.0]), 1e-4)
+    assert by.loc[("orientation=price", "freq"), "psi"] == pytest.approx(float(np.sum((a - e) * np.log(a / e))))
+    assert by.loc[("orientation=value", "freq"), "psi"] == 0.0 and by.loc[("orientation=price", "freq"), "rows"] == 400
+    assert segment_drift(now, profile, min_rows=401).empty  # neither side holds 401 of a segment
+    # confined: the segment alerts while the whole population stays below the line ...
+    from monitoring.drift import feature_drift
+
+    m = ModelDrift("churn", "1", feature_drift(now, profile), segments=table)
+    population = m.features.set_index("feature").loc["freq", "psi"]
+    assert population < 0.25 < by.loc[("orientation=price", "freq"), "psi"]
+    assert list(confined_segments(m, 0.25)["segment"]) == ["orientation=price"]
+    # ... and a line the population reaches too is the population's alert, not the segment's
+    assert confined_segments(m, population / 2).empty
