@@ -46,25 +46,38 @@ def monitor(
     a scheduler can act on it.
     """
     from features.load import Warehouse
-    from monitoring import record
-    from monitoring.run import monitor_run, performance_history, summary_lines
     from training.track import configure
 
     cfg = load_config(config)
     configure(cfg.mlflow, cfg.training.experiment, recover=False)
-    horizon = cfg.features.horizon_days
     with Warehouse.of(cfg.warehouse, read_only=not write, on_wait=say) as wh:
-        drift = monitor_run(wh, run, horizon_days=horizon, settings=cfg.monitoring)
-        for line in summary_lines(drift, cfg.monitoring):
-            say(line)
-        if write:
-            history = performance_history(wh, horizon, skip=drift.run_id)
-            history[drift.run_id] = drift.performance
-            record.write(wh, drift, cfg.monitoring, history)
-            from monitoring.report import write_report
-
-            path = report or Path(cfg.features.output_dir) / "monitoring" / f"{drift.run_id}.html"
-            write_report(wh, drift.run_id, path)
-            say(f"wrote the monitoring tables ({len(history)} run(s) with performance rows) and the report {path}")
+        drift, _ = monitor_and_record(wh, cfg, run, report if write else None, write=write, progress=say)
     if drift.alerts(cfg.monitoring):
         raise typer.Exit(ALERT_EXIT)
+
+
+def monitor_and_record(wh, cfg, run: str | None = None, report: Path | None = None, write: bool = True,
+                       progress=say):
+    """Monitor a run, print its summary, and (with `write`) record the tables and write the report.
+
+    Returns:
+        (the run's `RunDrift`, the report's path or None).
+    """
+    from monitoring import record
+    from monitoring.run import monitor_run, performance_history, summary_lines
+
+    horizon = cfg.features.horizon_days
+    drift = monitor_run(wh, run, horizon_days=horizon, settings=cfg.monitoring)
+    for line in summary_lines(drift, cfg.monitoring):
+        progress(line)
+    if not write:
+        return drift, None
+    history = performance_history(wh, horizon, skip=drift.run_id)
+    history[drift.run_id] = drift.performance
+    record.write(wh, drift, cfg.monitoring, history)
+    from monitoring.report import write_report
+
+    path = report or Path(cfg.features.output_dir) / "monitoring" / f"{drift.run_id}.html"
+    write_report(wh, drift.run_id, path)
+    progress(f"wrote the monitoring tables ({len(history)} run(s) with performance rows) and the report {path}")
+    return drift, path

@@ -333,8 +333,9 @@ def demo(
 
     Sample world -> as-of features -> train churn, response and value (with baselines,
     logged to MLflow) -> promote through the gate -> score every customer (scores,
-    segments, reasons into the segment tables) -> an uplift model and a target list for
-    the latest campaign kind -> model cards.
+    segments, reasons into the segment tables) -> monitor the run (drift against the
+    models' reference profiles, tables and an HTML report) -> an uplift model and a
+    target list for the latest campaign kind -> model cards.
     """
     from features.snapshots import build_features, data_end
     from serving.batch import run_scoring
@@ -387,6 +388,10 @@ def demo(
             save_target_list(wh, target_list, csv_dir=out_dir / "targets")
             say(target_list.report())
             targets = (kind, out_dir / "targets" / f"{target_list.summary['list_id']}.csv")
+        progress("monitoring the run against the models' reference profiles")
+        from monitoring.cli import monitor_and_record
+
+        _, monitor_report = monitor_and_record(wh, cfg, summary.run_id, progress=say)
         progress("7/7 model cards")
         cards = []
         for name in summary.versions:  # the champions the run scored with
@@ -411,6 +416,8 @@ def demo(
             f"{targets[0]} --budget 5000 --cost 1.5")
     say("  web page    .venv/bin/propensity tokens create --role admin --name me, then "
         ".venv/bin/propensity serve and open http://127.0.0.1:8000")
+    say(f"  monitoring  {monitor_report} (tables monitoring_features, monitoring_predictions, "
+        "monitoring_attributions, run_performance); again: .venv/bin/propensity monitor")
     say("  runs        .venv/bin/propensity runs;  all tables: .venv/bin/propensity data status")
 
 

@@ -26,6 +26,12 @@ def progress_gaps(log: str) -> list[float]:
 
 
 @pytest.mark.slow
+def run_of(output: str) -> str:
+    """The run id the demo's `explain customer ... --run RUN` line names."""
+    line = next(line for line in output.splitlines() if "propensity explain customer" in line)
+    return line.split(" --run ")[1].strip()
+
+
 def test_demo_then_features_and_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(SECONDS_ENV, "1")
@@ -60,6 +66,12 @@ def test_demo_then_features_and_snapshots(tmp_path: Path, monkeypatch: pytest.Mo
     for name in champions:
         card = tmp_path / "out" / "model_cards" / f"{name}.html"
         assert f"model card  out/model_cards/{name}.html" in res.output and card.stat().st_size > 50_000
+    # the run is monitored against the champions' reference profiles: a report and the tables
+    report = next(line for line in res.output.splitlines() if line.startswith("  monitoring  ")).split()[1]
+    assert report == f"out/monitoring/{run_of(res.output)}.html" and "<svg" in (tmp_path / report).read_text()
+    with _W("duckdb:///warehouse.duckdb", read_only=True) as wh:
+        monitored = wh.query("select model, psi from monitoring_predictions where note is null order by model")
+    assert list(monitored["model"]) == sorted(champions) and (monitored["psi"] >= 0).all()
     assert "MLflow UI   .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db" in res.output
     assert "tables      duckdb:///warehouse.duckdb: current_customer_scores" in res.output
     # an uplift model for the latest campaign kind and a target list: 2,000 contacts at cost 1.0
