@@ -181,8 +181,10 @@ def data_synth(
       zero-feed     a feed blanks or zeroes column=customers.income_band on
                     rows dated from the start; also customers.age_band,
                     customers.region, transactions.category,
-                    transactions.quantity, needs_evaluations.complaint
-                    e.g. --drift zero-feed:column=customers.region
+                    transactions.quantity, transactions.amount (recent
+                    orders stop counting as purchases),
+                    needs_evaluations.complaint
+                    e.g. --drift zero-feed:column=transactions.amount
     """
     from features.synth import SynthConfig
 
