@@ -192,3 +192,26 @@ def test_online_retail_sales_only_end_to_end(public_data: Path, tmp_path: Path, 
     assert res.exit_code == 1 and len(error_lines(res)) == 1
     with Warehouse("duckdb:///warehouse.duckdb", read_only=True) as wh:
         assert wh.native_query("select count(*) n from scoring_runs")["n"][0] == 1
+
+    # monitoring, sales lines only: a run at the out-of-time date, whose horizon has passed,
+    # gets realised churn and value numbers beside the estimate; the December run has none yet
+    res = cli("score", "--as-of", "2011-09-11")
+    res = cli("monitor", ok=False)
+    # 3: December's new customers (the Christmas trade) move tenure_days past the alert line
+    assert res.exit_code in (0, 3) and "error:" not in res.output, res.output
+    assert "churn v1: scores PSI" in res.output and "realised: horizon not elapsed yet" in res.output
+    with Warehouse("duckdb:///warehouse.duckdb", read_only=True) as wh:
+        perf = wh.native_query("select as_of, model, source, customers, auc, gini from run_performance "
+                               "where segment = 'all'")
+        features = wh.native_query("select distinct segment from monitoring_features")
+    print(perf.sort_values(["as_of", "model", "source"]).to_string())
+    sept = perf[perf["as_of"] == pd.Timestamp("2011-09-11")].set_index(["model", "source"])
+    dec = perf[perf["as_of"] == pd.Timestamp("2011-12-10")]
+    assert set(dec["source"]) == {"estimated", "card"}  # nothing realised before 2012-03-09
+    assert sept.loc[("churn", "realised"), "customers"] == sept.loc[("churn", "estimated"), "customers"] > 3000
+    # the run at the out-of-time date holds the model card's test half and the tune half beside it
+    assert abs(sept.loc[("churn", "realised"), "auc"] - sept.loc[("churn", "card"), "auc"]) < 0.03
+    assert abs(sept.loc[("churn", "estimated"), "auc"] - sept.loc[("churn", "realised"), "auc"]) < 0.05
+    assert abs(sept.loc[("value", "realised"), "gini"] - sept.loc[("value", "card"), "gini"]) < 0.05
+    assert list(features["segment"]) == ["all"]  # no categorical input to split by in sales lines
+    assert Path("out/monitoring").is_dir() and any(Path("out/monitoring").glob("*.html"))
