@@ -182,6 +182,12 @@ def pct(v: Any, digits: int = 1) -> str:
     return "–" if f is None else f"{100 * f:.{digits}f}%"
 
 
+def signed(v: Any, digits: int = 3) -> str:
+    """A number with its sign ('+0.120', '-0.034'; '–' when missing)."""
+    f = _float(v)
+    return "–" if f is None else f"{f:+.{digits}f}"
+
+
 def _count(v: Any) -> str:
     f = _float(v)
     return "–" if f is None else f"{int(round(f)):,}"
@@ -494,8 +500,12 @@ def _alerts(rows: ReportRows, cfg: MonitoringConfig) -> list[str]:
                         f"{num(r['mean_score'], 4)} against {num(r['reference_mean_score'], 4)})")
         shift = _float(r["attribution_shift"])
         if shift is not None and shift >= cfg.attribution_shift_alert:
-            mine.append(f"{model}{v}: attribution shift {num(shift)} >= {cfg.attribution_shift_alert:g}"
+            mine.append(f"{model}{v}: attribution shift (importance) {num(shift)} >= {cfg.attribution_shift_alert:g}"
                         + _most_moved(rows.attributions, model))
+        direction = _float(r.get("direction_shift"))
+        if direction is not None and direction >= cfg.direction_shift_alert:
+            mine.append(f"{model}{v}: attribution shift (direction) {num(direction)} >= {cfg.direction_shift_alert:g}"
+                        + _most_turned(rows.attributions, model))
         mine += _performance_alerts(rows, model, v, cfg)
         if not mine and _flag(r["alert"]):
             mine.append(f"{model}{v}: alert recorded by `propensity monitor`"
@@ -512,6 +522,24 @@ def _most_moved(attributions: pd.DataFrame, model: str) -> str:
     moved = (a["share"].astype("float64") - a["reference_share"].astype("float64")).abs().fillna(-1.0)
     top = a.loc[moved.idxmax()]
     return f" (most moved: {top['feature']}, share {pct(top['share'])} against {pct(top['reference_share'])})"
+
+
+def _direction_moves(attributions: pd.DataFrame, model: str) -> pd.Series:
+    """|mean signed contribution - the reference's| per attribution row of the model (empty without the columns)."""
+    a = attributions[attributions["model"] == model] if len(attributions) else attributions
+    if a.empty or "mean_contribution" not in a or "reference_mean_contribution" not in a:
+        return pd.Series(dtype="float64")
+    return (a["mean_contribution"].astype("float64") - a["reference_mean_contribution"].astype("float64")).abs().dropna()
+
+
+def _most_turned(attributions: pd.DataFrame, model: str) -> str:
+    """' (most moved: feature, mean contribution +a against +b)' ('' without signed contributions)."""
+    moves = _direction_moves(attributions, model)
+    if moves.empty:
+        return ""
+    top = attributions.loc[moves.idxmax()]
+    return (f" (most moved: {top['feature']}, mean contribution {signed(top['mean_contribution'])} against "
+            f"{signed(top['reference_mean_contribution'])})")
 
 
 def _performance_alerts(rows: ReportRows, model: str, v: str, cfg: MonitoringConfig) -> list[str]:
@@ -549,10 +577,12 @@ def _summary(rows: ReportRows, cfg: MonitoringConfig) -> str:
     for r in rows.predictions.to_dict("records"):
         models.append([_t(r["model"]), _t(r["version"]), _count(r["rows"]), num(r["psi"]), num(r["mean_score"], 4),
                        num(r["reference_mean_score"], 4), _count(r["features_alerted"]), num(r["attribution_shift"]),
-                       "ALERT" if _flag(r["alert"]) else "ok", _t(r["note"]) if _value(r["note"]) else ""])
+                       num(r.get("direction_shift")), "ALERT" if _flag(r["alert"]) else "ok",
+                       _t(r["note"]) if _value(r["note"]) else ""])
         classes.append("alert" if _flag(r["alert"]) else "")
     model_table = (_table(["model", "version", "rows", "score PSI", "mean score", "reference mean", "features alerted",
-                           "attribution shift", "status", "note"], models, {2, 3, 4, 5, 6, 7}, classes, wrap={9})
+                           "importance shift", "direction shift", "status", "note"], models, {2, 3, 4, 5, 6, 7, 8},
+                          classes, wrap={10})
                    if models else _empty("no prediction rows for this run"))
     alert_list = ("<ul class=\"alerts\">" + "".join(f"<li>{escape(a)}</li>" for a in alerts) + "</ul>" if alerts
                   else '<p class="ok">no alert: every PSI is below its alert line '
@@ -701,9 +731,11 @@ def _rank_change(rank: Any, reference_rank: Any) -> str:
 def _attribution_shift(rows: ReportRows, cfg: MonitoringConfig) -> str:
     a = rows.attributions
     parts = ['<section id="attribution-shift"><h2>Attribution shift</h2>',
-             '<p class="muted">Each feature\'s share of the model\'s total mean |contribution| over this run\'s '
-             "customers against the reference; the shift is the total variation distance between the two (0: the "
-             f"same mix of reasons, 1: disjoint). Top {TOP_ATTRIBUTIONS} features by either share.</p>"]
+             '<p class="muted">Importance: each feature\'s share of the model\'s total mean |contribution| over this '
+             "run's customers against the reference; its shift is the total variation distance between the two (0: "
+             "the same mix of reasons, 1: disjoint). Direction: the mean signed contribution, where a feature pushes "
+             "the scores on average; its shift is the sum of the moves over the reference's total mean |contribution|. "
+             f"Top {TOP_ATTRIBUTIONS} features by either share (and the feature whose direction moved most).</p>"]
     shifts = {str(r["model"]): r for r in rows.predictions.to_dict("records")}
     models = _models(pd.concat([a[["model"]], rows.predictions[["model"]]])) if len(a) or len(rows.predictions) else []
     if not models:
@@ -712,11 +744,16 @@ def _attribution_shift(rows: ReportRows, cfg: MonitoringConfig) -> str:
         part = a[a["model"] == model]
         p = shifts.get(model, {})
         version = part["version"].iloc[0] if len(part) else p.get("version")
-        shift = _float(p.get("attribution_shift"))
-        alerted = shift is not None and shift >= cfg.attribution_shift_alert
+        shift, direction = _float(p.get("attribution_shift")), _float(p.get("direction_shift"))
+
+        def said(name: str, value: float | None, line: float) -> str:
+            alerted = value is not None and value >= line
+            return (f'<span class="{"alert-text" if alerted else "muted"}" data-shift="{name}">{name} shift {num(value)}'
+                    f'{" ALERT" if alerted else ""} (alert at {line:g})</span>')
+
         parts.append(f'<article class="model" data-model="{escape(model)}"><h3>{escape(model)}{_version_text(version)} '
-                     f'<span class="{"alert-text" if alerted else "muted"}">attribution shift {num(shift)}'
-                     f'{" ALERT" if alerted else ""} (alert at {cfg.attribution_shift_alert:g})</span></h3>')
+                     f"{said('importance', shift, cfg.attribution_shift_alert)} · "
+                     f"{said('direction', direction, cfg.direction_shift_alert)}</h3>")
         if part.empty:
             parts.append(_empty(f"no attributions for {model}: the scorer recorded none for this run "
                                 "(runs scored before attributions were accumulated, or a model not scored)"))
@@ -724,18 +761,31 @@ def _attribution_shift(rows: ReportRows, cfg: MonitoringConfig) -> str:
             continue
         top = (part.assign(_key=part[["share", "reference_share"]].astype("float64").max(axis=1).fillna(0.0))
                .sort_values(["_key", "feature"], ascending=[False, True]).head(TOP_ATTRIBUTIONS))
+        moves = _direction_moves(part, model)
+        if len(moves) and moves.idxmax() not in top.index:
+            top = pd.concat([top, part.loc[[moves.idxmax()]]])
         records = top.to_dict("records")
         items = [(str(r["feature"]), _float(r["share"]), _float(r["reference_share"])) for r in records]
         parts.append(f'<figure class="chart">{share_bars(items, f"{model} attribution shares")}</figure>')
         table_rows = [[_t(r["feature"]), _t(r["rank"]), _t(r["reference_rank"]),
                        _rank_change(r["rank"], r["reference_rank"]), pct(r["share"]), pct(r["reference_share"]),
                        num(r["mean_abs_contribution"], 4), num(r["reference_mean_abs_contribution"], 4),
-                       _t(r["scale"])] for r in records]
+                       _pushes(r.get("mean_contribution"), r.get("reference_mean_contribution")),
+                       signed(r.get("reference_mean_contribution"), 4), _t(r["scale"])] for r in records]
         parts.append(_table(["feature", "rank", "reference rank", "change", "share", "reference share",
-                             "mean |contribution|", "reference", "scale"], table_rows, {1, 2, 4, 5, 6, 7}))
+                             "mean |contribution|", "reference", "mean contribution", "reference", "scale"],
+                            table_rows, {1, 2, 4, 5, 6, 7, 8, 9}))
         parts.append("</article>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def _pushes(current: Any, reference: Any) -> str:
+    """The run's mean signed contribution, marked when it pushes the other way than the reference's."""
+    a, b = _float(current), _float(reference)
+    if a is not None and b is not None and a * b < 0:
+        return f'<span class="flipped" title="pushes the other way than in the reference">{signed(a, 4)} ⇄</span>'
+    return signed(a, 4)
 
 
 def _performance(rows: ReportRows, cfg: MonitoringConfig) -> str:
@@ -898,6 +948,7 @@ tr.check-warn td { background: #fff8c5; }
 tr.this-run td { font-weight: 600; }
 .status.fail { color: var(--alert); font-weight: 600; } .status.warn { color: var(--warn); font-weight: 600; }
 .status.ok { color: var(--ok); } .status.info { color: var(--muted); }
+.flipped { color: var(--alert); font-weight: 600; }
 .up { color: var(--ok); } .down { color: var(--alert); } .new { color: var(--warn); } .same { color: var(--muted); }
 figure { margin: 0.5rem 0; }
 details { margin: 0.4rem 0; } summary { cursor: pointer; }

@@ -399,8 +399,13 @@ class MonitoredModel(_Out):
     psi: float | None = Field(description="PSI of the run's scores against the model's reference score bins.")
     alert: bool = Field(description="Some alert of this model fired (a feature or the score PSI at its alert line).")
     attribution_shift: float | None = Field(
-        description="Total variation distance between the run's and the reference's attribution shares (0-1).")
-    features_alerted: int | None = Field(description="Features whose PSI reached [monitoring] feature_psi_alert.")
+        description="Importance: total variation distance between the run's and the reference's attribution "
+                    "shares (0-1).")
+    direction_shift: float | None = Field(
+        default=None, description="Direction: sum of |mean signed contribution - the reference's| over the "
+                                  "reference's total mean |contribution|.")
+    features_alerted: int | None = Field(description="Features (or features within a segment) at "
+                                                     "[monitoring] feature_psi_alert.")
     mean_score: float | None
     reference_mean_score: float | None
     note: str | None = Field(description="Why a model has no drift numbers (e.g. not scored, no reference profile).")
@@ -457,6 +462,7 @@ class PredictionDriftRow(_Out):
     reference_mean_score: float | None
     score_bins: ScoreBins | None = Field(description="Shares per reference score bin, for charts.")
     attribution_shift: float | None
+    direction_shift: float | None = None
     features_alerted: int | None
     alert: bool | None
     note: str | None
@@ -474,6 +480,8 @@ class AttributionRow(_Out):
     reference_share: float | None
     rank: int | None
     reference_rank: int | None
+    mean_contribution: float | None = Field(default=None, description="Mean signed contribution over the run.")
+    reference_mean_contribution: float | None = None
     scale: str | None
 
 

@@ -41,8 +41,12 @@ ATTRIBUTION_SHIFT = {R1: {"churn": 0.04, "response": 0.03, "value": 0.02},
                      R2: {"churn": 0.2, "response": 0.05, "value": 0.05}}  # alert line 0.1: churn in R2
 SCORE_PSI = {R1: {"churn": 0.011, "response": 0.02, "value": 0.009},
              R2: {"churn": 0.3377, "response": 0.045, "value": 0.021}}
-ATTRIBUTIONS = {  # feature -> (run share, reference share) of churn in R2
-    "recency_days": (0.50, 0.30), "frequency": (0.20, 0.40), EVIL: (0.18, 0.20), "tenure_days": (0.12, 0.10)}
+ATTRIBUTIONS = {  # feature -> (run share, reference share, run mean signed contribution, reference's) of churn
+    "recency_days": (0.50, 0.30, 0.40, 0.21), "frequency": (0.20, 0.40, -0.10, 0.15), EVIL: (0.18, 0.20, 0.05, 0.06),
+    "tenure_days": (0.12, 0.10, -0.02, -0.03)}
+# direction alert line 0.2: churn in R2 (frequency turned from pushing up, +0.15, to down, -0.10)
+DIRECTION_SHIFT = {R1: {"churn": 0.05, "response": 0.02, "value": 0.01},
+                   R2: {"churn": 0.35, "response": 0.04, "value": 0.03}}
 # (run, model, source, segment, auc, gini)
 PERFORMANCE = [
     (R1, "churn", "realised", "all", 0.7412, 0.4824), (R1, "churn", "estimated", "all", 0.7520, 0.5040),
@@ -56,10 +60,9 @@ PSI_ALERT = 0.25
 # Drift within segments (one level of a categorical input), R2's churn model, where the schema has them:
 # (segment, feature, psi, customers, reference customers, alert). frequency moved in one segment only
 # (0.0871 over all customers): an alert; recency_days moved everywhere: no alert of its own.
-HAS_SEGMENTS = "segment" in tables.columns(tables.FEATURES)
 SEGMENTS = [("needs_orientation=price", "frequency", 0.3104, 210, 180, True),
             ("needs_orientation=price", "recency_days", 0.5207, 210, 180, False),
-            ("attr_region=north", "frequency", 0.1203, 330, 320, False)] if HAS_SEGMENTS else []
+            ("attr_region=north", "frequency", 0.1203, 330, 320, False)]
 # R2's estimated Gini of value, 0.5933, is 0.0567 below the card's 0.65: past the default line 0.05
 PERFORMANCE_ALERTS = {(R2, "value")}
 
@@ -116,15 +119,16 @@ def fill_warehouse(url: str) -> None:
                 preds.append({**base, "model": model, "version": v[model], "rows": CUSTOMERS[run_id], "psi": score_psi,
                               "mean_score": 0.21 + score_psi / 10, "reference_mean_score": 0.21,
                               "score_bins": _bins(score_psi), "attribution_shift": ATTRIBUTION_SHIFT[run_id][model],
-                              "features_alerted": alerted,
+                              "features_alerted": alerted, "direction_shift": DIRECTION_SHIFT[run_id][model],
                               "alert": (bool(alerted) or score_psi >= PSI_ALERT or ATTRIBUTION_SHIFT[run_id][model] >= 0.1
-                                        or (run_id, model) in PERFORMANCE_ALERTS),
+                                        or DIRECTION_SHIFT[run_id][model] >= 0.2 or (run_id, model) in PERFORMANCE_ALERTS),
                               "note": None})
-            for rank, (feature, (share, ref_share)) in enumerate(ATTRIBUTIONS.items(), start=1):
+            for rank, (feature, (share, ref_share, mean, ref_mean)) in enumerate(ATTRIBUTIONS.items(), start=1):
                 ref_rank = sorted(ATTRIBUTIONS, key=lambda f: -ATTRIBUTIONS[f][1]).index(feature) + 1
                 attrs.append({**base, "model": "churn", "version": v["churn"], "feature": feature,
                               "mean_abs_contribution": share * 0.8, "reference_mean_abs_contribution": ref_share * 0.7,
                               "share": share, "reference_share": ref_share, "rank": rank, "reference_rank": ref_rank,
+                              "mean_contribution": mean, "reference_mean_contribution": ref_mean,
                               "scale": "log-odds"})
             for run, model, source, segment, auc, gini in PERFORMANCE:
                 if run != run_id:
@@ -182,10 +186,12 @@ def test_the_numbers_as_written(html) -> None:
     summary = _section(html, "summary")
     assert "churn v1: feature recency_days PSI 0.412 &gt;= 0.25" in summary
     assert "churn v1: scores PSI 0.338 &gt;= 0.25" in summary
-    assert ("churn v1: attribution shift 0.200 &gt;= 0.1 (most moved: recency_days, share 50.0% against 30.0%)"
-            in summary)
+    assert ("churn v1: attribution shift (importance) 0.200 &gt;= 0.1 (most moved: recency_days, share 50.0% "
+            "against 30.0%)") in summary
+    assert ("churn v1: attribution shift (direction) 0.350 &gt;= 0.2 (most moved: frequency, mean contribution "
+            "-0.100 against +0.150)") in summary
     assert "value v1: estimated Gini 0.593, 0.057 below the card&#x27;s 0.650 (alert at 0.05)" in summary
-    assert f"<dd>{4 + len([a for *_, a in SEGMENTS if a])}</dd>" in summary  # four alerts, and one in a segment
+    assert "<dd>6</dd>" in summary  # feature, scores, importance, direction, performance, and one in a segment
     drift = _section(html, "feature-drift")
     assert ">0.412<" in drift and ">0.150<" in drift  # bar values and table cells, 3 decimals
     assert "alert line 0.25" in drift  # the threshold line's label
@@ -198,7 +204,9 @@ def test_the_numbers_as_written(html) -> None:
     scores = _section(html, "score-distributions")
     assert scores.count('<rect class="cur" data-bin=') == 3 * 6 and "score PSI 0.338" in scores
     attribution = _section(html, "attribution-shift")
-    assert "attribution shift 0.200 ALERT (alert at 0.1)" in attribution and "50.0%" in attribution and "30.0%" in attribution
+    assert "importance shift 0.200 ALERT (alert at 0.1)" in attribution and "direction shift 0.350 ALERT" in attribution
+    assert '<span class="flipped" title="pushes the other way than in the reference">-0.1000 ⇄</span>' in attribution
+    assert "50.0%" in attribution and "30.0%" in attribution
     # recency_days went from rank 2 to 1, frequency from 1 to 2
     assert '<span class="up" title="up 1">▲ 1</span>' in attribution
     assert '<span class="down" title="down 1">▼ 1</span>' in attribution
@@ -212,7 +220,6 @@ def test_the_numbers_as_written(html) -> None:
     assert "tenure_days: 12.0% missing (reference 1.0%)" in checks
 
 
-@pytest.mark.skipif(not HAS_SEGMENTS, reason="monitoring_features has no segment column in this schema")
 def test_drift_confined_to_a_segment(html) -> None:
     summary = _section(html, "summary")
     assert ("churn v1: feature frequency PSI 0.310 in needs_orientation=price (210 customers) &gt;= 0.25, though "
@@ -319,7 +326,7 @@ def test_monitored_runs(api) -> None:
     assert latest["as_of"] == "2025-06-01" and latest["alert"] is True and latest["attempt"] == 1
     churn = next(m for m in latest["models"] if m["model"] == "churn")
     assert churn == {"model": "churn", "version": "1", "psi": 0.3377, "alert": True, "attribution_shift": 0.2,
-                     "features_alerted": 1 + len([a for *_, a in SEGMENTS if a]), "mean_score": pytest.approx(0.21 + 0.03377), "reference_mean_score": 0.21,
+                     "features_alerted": 2, "direction_shift": 0.35, "mean_score": pytest.approx(0.21 + 0.03377), "reference_mean_score": 0.21,
                      "note": None}
     assert runs[1]["alert"] is False
     assert [r["run_id"] for r in client.get("/monitoring/runs?limit=1", headers=headers["auditor"]).json()] == [R2]
@@ -340,6 +347,8 @@ def test_one_monitored_run(api) -> None:
     bins = next(p for p in detail["predictions"] if p["model"] == "churn")["score_bins"]
     assert bins["labels"][-1] == "missing" and len(bins["current"]) == 6
     assert [a["feature"] for a in detail["attributions"]] == list(ATTRIBUTIONS)
+    assert [(a["mean_contribution"], a["reference_mean_contribution"]) for a in detail["attributions"]] == [
+        v[2:] for v in ATTRIBUTIONS.values()]
 
 
 def test_performance_rows(api) -> None:

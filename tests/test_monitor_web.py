@@ -165,35 +165,31 @@ def test_marketer_has_no_monitoring_tab(world, server, page) -> None:
 
 # -- a real run: `propensity monitor` writes the tables, the report is read from them ------------------
 
-REAL_CUSTOMERS = 1500
-EARLY, OOT = date(2025, 2, 20), date(2025, 4, 1)  # both 90-day horizons end before the data (2025-06-30)
+CLEAN, DRIFTED = date(2025, 4, 1), date(2025, 6, 29)  # the models' out-of-time date; the last day of the data
+PRICE_RISE = "price-rise:factor=0.25,rise=1.0"  # from CLEAN: price-oriented customers buy less, pay more
 
 
 @pytest.fixture(scope="module")
-def real_world(tmp_path_factory) -> dict:
-    """tests/test_monitor.py's pattern on a smaller world: three champions, two runs, `propensity monitor`."""
+def real_world(tmp_path_factory, monitored_champions) -> dict:
+    """The monitoring tests' session champions (tests/conftest.py), a world whose prices rise from their
+    out-of-time date, a run on each side of it, and `propensity monitor` on the later one."""
     from typer.testing import CliRunner
 
-    from features.synth import SynthConfig
-    from features.synth_import import load_sample_world
+    from features.synth import parse_drift
     from propensity.cli import app
-    from propensity.config import config_toml, project_in
+    from propensity.config import config_toml
     from serving.batch import run_scoring
-    from training.pipeline import promote_models, train_and_log
 
     folder = tmp_path_factory.mktemp("monitor_web_real")
-    cfg = project_in(folder)
+    cfg = monitored_champions(folder, drift=(parse_drift(PRICE_RISE, CLEAN),))
     with Warehouse(cfg.warehouse.url) as wh:
-        load_sample_world(wh, SynthConfig(customers=REAL_CUSTOMERS, seed=4))
-        train_and_log(["churn", "response", "value"], wh, cfg)
-        promote_models(["churn", "response", "value"], wh, cfg, margin=0.0, force=True)
-        runs = [run_scoring(wh, cfg, day).run_id for day in (EARLY, OOT)]
+        runs = [run_scoring(wh, cfg, day, any_date=True).run_id for day in (CLEAN, DRIFTED)]
     toml = folder / "propensity.toml"
     toml.write_text(config_toml(cfg))
     report = folder / "report.html"
     res = CliRunner().invoke(app, ["monitor", "--config", str(toml), "--report", str(report)])
-    assert res.exit_code in (0, 3), res.output  # 3: an alert, which a small world may raise
-    return {"cfg": cfg, "runs": runs, "report": report}
+    assert res.exit_code == 3, res.output  # the price rise is an alert
+    return {"cfg": cfg, "runs": runs, "report": report, "output": res.output}
 
 
 def test_the_report_of_a_real_monitored_run(real_world, page, tmp_path: Path) -> None:
@@ -201,11 +197,11 @@ def test_the_report_of_a_real_monitored_run(real_world, page, tmp_path: Path) ->
 
     latest = real_world["runs"][-1]
     with Warehouse(real_world["cfg"].warehouse.url, read_only=True) as wh:
-        ours = write_report(wh, None, tmp_path / "real.html")
-        everyone = " and segment = 'all'" if "segment" in tables.columns(tables.FEATURES) else ""
-        modelled = wh.query(f"select model, count(*) as n from {tables.FEATURES} where run_id = ?{everyone} "
+        ours = write_report(wh, None, tmp_path / "real.html", real_world["cfg"].monitoring)
+        modelled = wh.query(f"select model, count(*) as n from {tables.FEATURES} where run_id = ? and segment = 'all' "
                             "group by model", [latest])
-        realised = wh.query(f"select count(*) as n from {tables.PERFORMANCE} where source = 'realised'")
+        alerted = wh.query(f"select model, segment, feature from {tables.FEATURES} where run_id = ? and alert "
+                           "order by model, segment, feature", [latest])
     assert real_world["report"].exists()  # the command's own copy
     page.goto(ours.resolve().as_uri())
     assert latest in page.locator("header").inner_text()
@@ -214,13 +210,28 @@ def test_the_report_of_a_real_monitored_run(real_world, page, tmp_path: Path) ->
     drift = page.locator("section#feature-drift")
     for r in modelled.itertuples():  # one PSI bar per feature the run's rows over all customers hold
         assert drift.locator(f"article[data-model={r.model}] rect.bar").count() == r.n, r.model
+    # the monitor's alerts (exit 3) are the summary's: a red bar for a feature over all customers, a line for
+    # each, and a marked row for a shift confined to a segment
+    alerts = page.locator("section#summary ul.alerts").inner_text()
+    assert page.locator("section#summary ul.alerts li").count() == int(page.inner_text("[data-fact=alerts] dd")) > 0
+    everyone = alerted[alerted["segment"] == "all"]
+    red = {(m, drift.locator(f"article[data-model={m}] rect.bar.alert").nth(i).get_attribute("data-feature"))
+           for m in modelled["model"]
+           for i in range(drift.locator(f"article[data-model={m}] rect.bar.alert").count())}
+    assert red == set(everyone[["model", "feature"]].itertuples(index=False, name=None))
+    for r in alerted.itertuples():
+        where = "" if r.segment == "all" else f" in {r.segment}"
+        assert f"{r.model} v1: feature {r.feature} PSI" in alerts and where in alerts, r
+    printed = [line.strip().removeprefix("ALERT ") for line in real_world["output"].splitlines()
+               if line.strip().startswith("ALERT ")]
+    assert len(printed) == page.locator("section#summary ul.alerts li").count()  # the command's alerts, one each
+    for line in printed:
+        assert line.split(" PSI ")[0].split(" (")[0] in alerts, line
     charts = page.locator("svg.chart")
     assert charts.count() >= len(modelled) * 2
     for i in range(charts.count()):
         box = charts.nth(i).bounding_box()
         assert box["width"] > 200 and box["height"] > 50, (i, box)
-    performance = page.locator("section#performance").inner_text()
-    if int(realised["n"].iloc[0]):
-        assert "realised" in performance
+    assert "realised" in page.locator("section#performance").inner_text()  # the clean run's horizon has elapsed
     assert page.requests == [ours.resolve().as_uri()] and page.console_errors == []
     shoot(page, tmp_path, "monitoring-report-real")
