@@ -585,8 +585,10 @@ def _summary(rows: ReportRows, cfg: MonitoringConfig) -> str:
                           classes, wrap={10})
                    if models else _empty("no prediction rows for this run"))
     alert_list = ("<ul class=\"alerts\">" + "".join(f"<li>{escape(a)}</li>" for a in alerts) + "</ul>" if alerts
-                  else '<p class="ok">no alert: every PSI is below its alert line '
-                       f"(features {cfg.feature_psi_alert:g}, scores {cfg.prediction_psi_alert:g})</p>")
+                  else '<p class="ok">no alert: every measure is below its alert line (feature PSI '
+                       f"{cfg.feature_psi_alert:g}, score PSI {cfg.prediction_psi_alert:g}, importance shift "
+                       f"{cfg.attribution_shift_alert:g}, direction shift {cfg.direction_shift_alert:g}, AUC or Gini "
+                       f"{cfg.performance_drop_alert:g} below the card)</p>")
     history = _history(rows)
     missing = _value(s.get("missing_models"))
     missing_note = f'<p class="note">models not scored in this run: {escape(str(missing))}</p>' if missing else ""
