@@ -78,6 +78,6 @@ def monitor_and_record(wh, cfg, run: str | None = None, report: Path | None = No
     from monitoring.report import write_report
 
     path = report or Path(cfg.features.output_dir) / "monitoring" / f"{drift.run_id}.html"
-    write_report(wh, drift.run_id, path)
+    write_report(wh, drift.run_id, path, cfg.monitoring)
     progress(f"wrote the monitoring tables ({len(history)} run(s) with performance rows) and the report {path}")
     return drift, path

@@ -19,7 +19,7 @@ def _now() -> datetime:
 
 
 def drift_frames(drift: RunDrift, cfg: MonitoringConfig, at: datetime | None = None) -> dict[str, pd.DataFrame]:
-    """The run's rows of monitoring_features, monitoring_predictions and monitoring_attributions."""
+    """The run's rows of monitoring_features, monitoring_predictions, monitoring_attributions and monitoring_checks."""
     at = at or _now()
     key = {"run_id": drift.run_id, "attempt": drift.attempt, "as_of": drift.as_of}
     features, predictions, attributions = [], [], []
@@ -47,12 +47,28 @@ def drift_frames(drift: RunDrift, cfg: MonitoringConfig, at: datetime | None = N
             "alert": bool(alerts), "note": m.note, "monitored_at": at})
         if m.attributions is not None:
             attributions.append(m.attributions.assign(**model_key, monitored_at=at))
+    checks = [{**key, "check_name": "alert", "model": m.model, "subject": None, "value": None, "message": line,
+               "alert": True} for m in drift.models for line in drift.model_alerts(m, cfg)]
+    if drift.previous is not None:
+        p = drift.previous
+        checks += [{**key, "check_name": f"customers_{k}", "model": None, "subject": p["run_id"], "value": float(p[k]),
+                    "message": f"{p[k]:,} customers {k} since run {p['run_id']} ({p['as_of']})", "alert": False}
+                   for k in ("gained", "lost", "kept")]
+    if drift.imports is not None:
+        checks += [{**key, "check_name": "rejected_share", "model": None, "subject": r.table_name,
+                    "value": float(r.rejected_share), "alert": False,
+                    "message": f"{r.rows_rejected:,} of {r.rows_read:,} rows of {r.table_name} rejected by its latest "
+                               f"import ({r.mode})"}
+                   for r in drift.imports.itertuples()]
+    checks = [{**c, "position": i} for i, c in enumerate(checks)]
     if features:
         f = pd.concat(features, ignore_index=True).assign(monitored_at=at)
     else:
         f = pd.DataFrame(columns=tables.columns(tables.FEATURES))
     out = {
         tables.FEATURES: f,
+        tables.CHECKS: pd.DataFrame(checks, columns=[c for c in tables.columns(tables.CHECKS) if c != "monitored_at"]
+                                    ).assign(monitored_at=at),
         tables.PREDICTIONS: pd.DataFrame(predictions, columns=tables.columns(tables.PREDICTIONS)),
         tables.ATTRIBUTIONS: pd.concat(attributions, ignore_index=True) if attributions else pd.DataFrame(
             columns=tables.columns(tables.ATTRIBUTIONS)),

@@ -86,6 +86,7 @@ def run_tables(wh: Warehouse, run_id: str) -> dict[str, pd.DataFrame]:
         "features": _read(wh, tables.FEATURES, "where run_id = ?", [run_id], have, "order by model, psi desc, feature"),
         "attributions": _read(wh, tables.ATTRIBUTIONS, "where run_id = ?", [run_id], have,
                               "order by model, rank, feature"),
+        "checks": _read(wh, tables.CHECKS, "where run_id = ?", [run_id], have, "order by position"),
     }
     if out["predictions"].empty and out["features"].empty:
         raise NotMonitored(f"scoring run {run_id!r} has not been monitored; run `propensity monitor --run {run_id}` "
@@ -125,6 +126,7 @@ class ReportRows:
     features: pd.DataFrame
     predictions: pd.DataFrame
     attributions: pd.DataFrame
+    checks: pd.DataFrame  # monitoring_checks: the alert lines the command printed, the data checks
     performance: pd.DataFrame  # every run's (the charts go over time)
     history: pd.DataFrame  # monitoring_predictions of every run
     scoring: dict[str, Any] | None
@@ -137,6 +139,7 @@ def read_rows(wh: Warehouse, run_id: str | None = None) -> ReportRows:
     first = rows["predictions"] if len(rows["predictions"]) else rows["features"]
     return ReportRows(run_id=run_id, as_of=first["as_of"].iloc[0], attempt=int(first["attempt"].iloc[0]),
                       features=rows["features"], predictions=rows["predictions"], attributions=rows["attributions"],
+                      checks=rows["checks"],
                       performance=performance_rows(wh), history=monitored_runs(wh), scoring=_scoring_row(wh, run_id))
 
 
@@ -463,65 +466,12 @@ def within_segments(features: pd.DataFrame) -> pd.DataFrame:
         ["_psi", "segment", "feature"], ascending=[False, True, True]).drop(columns="_psi")
 
 
-def _segment_alerts(features: pd.DataFrame, model: str, v: str, line: float) -> list[str]:
-    """The alerted segment rows of a model (a shift confined to segments), one line per feature."""
-    inside = within_segments(features)
-    inside = inside[(inside["model"] == model) & inside["alert"].map(_flag)]
-    overall = population(features)
-    overall = overall[overall["model"] == model].set_index("feature")["psi"] if len(overall) else pd.Series(dtype=float)
-    out = []
-    for feature, part in inside.groupby("feature", sort=False):
-        top = part.iloc[0]
-        others = f" and {len(part) - 1} other segment(s)" if len(part) > 1 else ""
-        customers = f" ({_count(top.get('rows'))} customers)" if _value(top.get("rows")) is not None else ""
-        out.append(f"{model}{v}: feature {feature} PSI {num(top['psi'])} in {top['segment']}{customers}{others} "
-                   f">= {line:g}, though {num(overall.get(feature))} over all customers")
-    return out
-
-def _alerts(rows: ReportRows, cfg: MonitoringConfig) -> list[str]:
-    """One plain-text line per alert of the run, in the words of `propensity monitor` (monitoring.run).
-
-    Feature alerts are the rows the tables mark; score PSI, attribution shift and
-    performance against the card are read against `cfg`'s lines. A model the tables
-    mark alerted for none of those (other alert lines when it was monitored) says so.
-    """
-    out: list[str] = []
-    f = population(rows.features)
-    for r in rows.predictions.to_dict("records"):
-        model, v = str(r["model"]), _plain_version(r["version"])
-        mine: list[str] = []
-        part = f[(f["model"] == model) & f["alert"].map(_flag)] if len(f) else f
-        for x in part.to_dict("records"):
-            mine.append(f"{model}{v}: feature {x['feature']} PSI {num(x['psi'])} >= {cfg.feature_psi_alert:g}")
-        mine += _segment_alerts(rows.features, model, v, cfg.feature_psi_alert)
-        psi = _float(r["psi"])
-        if psi is not None and psi >= cfg.prediction_psi_alert:
-            mine.append(f"{model}{v}: scores PSI {num(psi)} >= {cfg.prediction_psi_alert:g} (mean "
-                        f"{num(r['mean_score'], 4)} against {num(r['reference_mean_score'], 4)})")
-        shift = _float(r["attribution_shift"])
-        if shift is not None and shift >= cfg.attribution_shift_alert:
-            mine.append(f"{model}{v}: attribution shift (importance) {num(shift)} >= {cfg.attribution_shift_alert:g}"
-                        + _most_moved(rows.attributions, model))
-        direction = _float(r.get("direction_shift"))
-        if direction is not None and direction >= cfg.direction_shift_alert:
-            mine.append(f"{model}{v}: attribution shift (direction) {num(direction)} >= {cfg.direction_shift_alert:g}"
-                        + _most_turned(rows.attributions, model))
-        mine += _performance_alerts(rows, model, v, cfg)
-        if not mine and _flag(r["alert"]):
-            mine.append(f"{model}{v}: alert recorded by `propensity monitor`"
-                        + (f" ({r['note']})" if _value(r.get("note")) else ""))
-        out += mine
-    return out
-
-
-def _most_moved(attributions: pd.DataFrame, model: str) -> str:
-    """' (most moved: feature, share a against b)' for the model's attribution rows ('' without rows)."""
-    a = attributions[attributions["model"] == model] if len(attributions) else attributions
-    if a.empty:
-        return ""
-    moved = (a["share"].astype("float64") - a["reference_share"].astype("float64")).abs().fillna(-1.0)
-    top = a.loc[moved.idxmax()]
-    return f" (most moved: {top['feature']}, share {pct(top['share'])} against {pct(top['reference_share'])})"
+def _alerts(rows: ReportRows) -> list[str]:
+    """The run's alert lines as `propensity monitor` printed and recorded them (monitoring_checks)."""
+    c = rows.checks
+    if c.empty or "check_name" not in c.columns:
+        return []
+    return [str(m) for m in c.loc[c["check_name"] == "alert", "message"]]
 
 
 def _direction_moves(attributions: pd.DataFrame, model: str) -> pd.Series:
@@ -532,34 +482,6 @@ def _direction_moves(attributions: pd.DataFrame, model: str) -> pd.Series:
     return (a["mean_contribution"].astype("float64") - a["reference_mean_contribution"].astype("float64")).abs().dropna()
 
 
-def _most_turned(attributions: pd.DataFrame, model: str) -> str:
-    """' (most moved: feature, mean contribution +a against +b)' ('' without signed contributions)."""
-    moves = _direction_moves(attributions, model)
-    if moves.empty:
-        return ""
-    top = attributions.loc[moves.idxmax()]
-    return (f" (most moved: {top['feature']}, mean contribution {signed(top['mean_contribution'])} against "
-            f"{signed(top['reference_mean_contribution'])})")
-
-
-def _performance_alerts(rows: ReportRows, model: str, v: str, cfg: MonitoringConfig) -> list[str]:
-    """Estimated or realised AUC (Gini for value) of the whole run below the card's by the alert line."""
-    perf = rows.performance
-    if perf.empty:
-        return []
-    mine = perf[(perf["run_id"] == rows.run_id) & (perf["model"] == model) & (perf["segment"] == tables.ALL_SEGMENTS)]
-    metric = CHART_METRIC.get(model, "auc")
-    got = {str(r["source"]): _float(r[metric]) for r in mine.to_dict("records")}
-    card = got.get("card")
-    out = []
-    for source in ("estimated", "realised"):
-        value = got.get(source)
-        if card is not None and value is not None and card - value >= cfg.performance_drop_alert:
-            out.append(f"{model}{v}: {source} {METRIC_LABEL[metric]} {value:.3f}, {card - value:.3f} below the "
-                       f"card's {card:.3f} (alert at {cfg.performance_drop_alert:g})")
-    return out
-
-
 def _plain_version(version: Any) -> str:
     v = _value(version)
     return "" if v is None else f" v{v}"
@@ -567,7 +489,7 @@ def _plain_version(version: Any) -> str:
 
 def _summary(rows: ReportRows, cfg: MonitoringConfig) -> str:
     s = rows.scoring or {}
-    alerts = _alerts(rows, cfg)
+    alerts = _alerts(rows)
     facts = [("scoring run", _t(rows.run_id)), ("attempt", str(rows.attempt)), ("as of", _t(rows.as_of)),
              ("customers", _count(s.get("customers"))), ("alerts", str(len(alerts)))]
     cards = "".join(f'<div class="fact" data-fact="{escape(k.replace(" ", "-"))}"><dt>{escape(k)}</dt><dd>{v}</dd></div>'
@@ -864,6 +786,12 @@ def _performance(rows: ReportRows, cfg: MonitoringConfig) -> str:
 def data_checks(rows: ReportRows) -> list[tuple[str, str, str, str]]:
     """(check, model, result, status 'ok' | 'warn' | 'fail' | 'info') for the run, from the tables."""
     out: list[tuple[str, str, str, str]] = []
+    c = rows.checks
+    if not c.empty and "check_name" in c.columns:
+        for r in c[c["check_name"] != "alert"].to_dict("records"):
+            name = str(r["check_name"])
+            status = "warn" if name == "rejected_share" and (_float(r["value"]) or 0.0) > 0 else "info"
+            out.append((name.replace("_", " "), "", str(r["message"]), status))
     f = population(rows.features)
     for model in _models(f):
         part = f[f["model"] == model]

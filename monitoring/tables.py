@@ -17,6 +17,9 @@ never duplicates); `run_performance` rows are keyed by the run they measure.
   from the horizon after the run, once elapsed), 'estimated' (confidence-based, from
   the scores alone) or 'card' (the model card's out-of-time numbers of that version);
   segment 'all' or an RFMW segment of customer_segments.
+- monitoring_checks: the run's alert lines as the command printed them, and its data
+  checks (customers gained, lost and kept since the previous run; the rejected share of
+  each table's latest import).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ FEATURES = "monitoring_features"
 PREDICTIONS = "monitoring_predictions"
 ATTRIBUTIONS = "monitoring_attributions"
 PERFORMANCE = "run_performance"
+CHECKS = "monitoring_checks"
 ALL_SEGMENTS = "all"  # run_performance.segment of the whole run
 
 _RUN = [("run_id", "varchar not null"), ("attempt", "integer not null"), ("as_of", "date not null"),
@@ -67,6 +71,15 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("customers", "bigint"), ("positives", "double precision"), ("mean_score", "double precision"),
         ("mean_actual", "double precision"), ("auc", "double precision"), ("pr_auc", "double precision"),
         ("ece", "double precision"), ("gini", "double precision"), ("computed_at", "timestamp"),
+    ],
+    CHECKS: [
+        ("run_id", "varchar not null"), ("attempt", "integer not null"), ("as_of", "date not null"),
+        ("position", "integer"),  # the order the command printed them in
+        # "alert" (one row per alert line of `propensity monitor`, in its words), "customers_gained",
+        # "customers_lost", "customers_kept" (against the previous published run, its id in subject),
+        # "rejected_share" (the latest import of the table in subject)
+        ("check_name", "varchar not null"), ("model", "varchar"), ("subject", "varchar"), ("value", "double precision"),
+        ("message", "varchar"), ("alert", "boolean"), ("monitored_at", "timestamp"),
     ],
 }
 TABLES = tuple(COLUMNS)

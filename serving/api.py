@@ -485,6 +485,17 @@ class AttributionRow(_Out):
     scale: str | None
 
 
+class CheckRow(_Out):
+    """A monitoring_checks row: an alert line of `propensity monitor`, or a data check of the run."""
+
+    check_name: str = Field(description="alert, customers_gained, customers_lost, customers_kept or rejected_share.")
+    model: str | None
+    subject: str | None = Field(description="The previous run (customers_*) or the table (rejected_share).")
+    value: float | None
+    message: str | None
+    alert: bool | None
+
+
 class MonitoredRunDetail(_Out):
     run_id: str
     attempt: int
@@ -492,6 +503,7 @@ class MonitoredRunDetail(_Out):
     features: list[FeatureDriftRow]
     predictions: list[PredictionDriftRow]
     attributions: list[AttributionRow]
+    checks: list[CheckRow] = Field(default_factory=list, description="The alert lines, in order, and the data checks.")
 
 
 class PerformanceRow(_Out):
@@ -1322,7 +1334,8 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
 
     @route("get", "/monitoring/runs/{run_id}", audit, response_model=MonitoredRunDetail, tags=["monitoring"])
     def monitoring_run(run_id: Annotated[str, PathParam(min_length=1, max_length=100)]) -> MonitoredRunDetail:
-        """One monitored run's rows: feature drift, prediction drift (with score bins) and attribution shares."""
+        """One monitored run's rows: feature drift, prediction drift (with score bins), attribution shares, and
+        its alert lines and data checks."""
         from monitoring.report import run_tables
 
         with gate.open() as wh:
@@ -1332,7 +1345,8 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
             run_id=run_id, attempt=int(first["attempt"].iloc[0]), as_of=_as_date(first["as_of"].iloc[0]),
             features=_monitoring_rows(FeatureDriftRow, rows["features"]),
             predictions=_monitoring_rows(PredictionDriftRow, rows["predictions"]),
-            attributions=_monitoring_rows(AttributionRow, rows["attributions"]))
+            attributions=_monitoring_rows(AttributionRow, rows["attributions"]),
+            checks=_monitoring_rows(CheckRow, rows["checks"]))
 
     @route("get", "/monitoring/performance", audit, response_model=list[PerformanceRow], tags=["monitoring"])
     def monitoring_performance(

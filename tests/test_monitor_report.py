@@ -65,6 +65,23 @@ SEGMENTS = [("needs_orientation=price", "frequency", 0.3104, 210, 180, True),
             ("attr_region=north", "frequency", 0.1203, 330, 320, False)]
 # R2's estimated Gini of value, 0.5933, is 0.0567 below the card's 0.65: past the default line 0.05
 PERFORMANCE_ALERTS = {(R2, "value")}
+# The alert lines `propensity monitor` recorded for R2 (monitoring_checks, in its words and order; the
+# report shows them as they are), and the run's data checks.
+ALERT_LINES = [
+    ("churn", "churn v1: feature recency_days PSI 0.412 >= 0.25"),
+    ("churn", "churn v1: feature frequency PSI 0.310 in needs_orientation=price (210 customers) >= 0.25, though "
+              "0.087 over all customers"),
+    ("churn", "churn v1: scores PSI 0.338 >= 0.25 (mean 0.2438 against 0.21)"),
+    ("churn", "churn v1: attribution shift (importance) 0.200 >= 0.1 (most moved: recency_days, share 50.0% "
+              "against 30.0%)"),
+    ("churn", "churn v1: attribution shift (direction) 0.350 >= 0.2 (most moved: frequency, mean contribution "
+              "-0.100 against +0.150)"),
+    ("value", "value v1: estimated Gini 0.593, 0.057 below the card's 0.650 (alert at 0.05)"),
+]
+DATA_CHECKS = [("customers_gained", R1, 80.0, f"80 customers gained since run {R1} (2025-03-01)"),
+               ("customers_lost", R1, 30.0, f"30 customers lost since run {R1} (2025-03-01)"),
+               ("rejected_share", "transactions", 0.004, "12 of 3,000 rows of transactions rejected by its latest "
+                                                         "import (replace)")]
 
 
 def _frame(name: str, rows: list[dict]) -> pd.DataFrame:
@@ -143,6 +160,13 @@ def fill_warehouse(url: str) -> None:
             tables.replace_rows(db, tables.PREDICTIONS, run_id, _frame(tables.PREDICTIONS, preds))
             tables.replace_rows(db, tables.ATTRIBUTIONS, run_id, _frame(tables.ATTRIBUTIONS, attrs))
             tables.replace_rows(db, tables.PERFORMANCE, run_id, _frame(tables.PERFORMANCE, perf))
+            if run_id == R2:
+                checks = [{**base, "check_name": "alert", "model": m, "message": line, "alert": True}
+                          for m, line in ALERT_LINES]
+                checks += [{**base, "check_name": c, "subject": subject, "value": value, "message": text,
+                            "alert": False} for c, subject, value, text in DATA_CHECKS]
+                checks = [{**c, "position": i} for i, c in enumerate(checks)]
+                tables.replace_rows(db, tables.CHECKS, run_id, _frame(tables.CHECKS, checks))
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +240,9 @@ def test_the_numbers_as_written(html) -> None:
     assert "no realised churn numbers for this run yet: its horizon has not elapsed (its horizon ends 2025-08-30)" in performance
     assert re.search(r'<polyline class="series s1" data-series="estimated"', performance)
     checks = _section(html, "data-checks")
+    assert f"80 customers gained since run {R1} (2025-03-01)" in checks
+    assert re.search(r"<td>rejected share</td><td></td><td[^>]*>12 of 3,000 rows of transactions rejected by its "
+                     r"latest import \(replace\)</td><td><span class=\"status warn\">", checks)
     assert "1 of 2 features absent from the run: email_opens" in checks
     assert "tenure_days: 12.0% missing (reference 1.0%)" in checks
 
@@ -346,6 +373,10 @@ def test_one_monitored_run(api) -> None:
     assert {p["model"] for p in detail["predictions"]} == {"churn", "response", "value"}
     bins = next(p for p in detail["predictions"] if p["model"] == "churn")["score_bins"]
     assert bins["labels"][-1] == "missing" and len(bins["current"]) == 6
+    # the alert lines in the command's order, then the data checks
+    assert [(c["model"], c["message"]) for c in detail["checks"] if c["check_name"] == "alert"] == ALERT_LINES
+    assert [(c["check_name"], c["subject"], c["value"]) for c in detail["checks"] if c["check_name"] != "alert"] == \
+        [(c, subject, value) for c, subject, value, _ in DATA_CHECKS]
     assert [a["feature"] for a in detail["attributions"]] == list(ATTRIBUTIONS)
     assert [(a["mean_contribution"], a["reference_mean_contribution"]) for a in detail["attributions"]] == [
         v[2:] for v in ATTRIBUTIONS.values()]
