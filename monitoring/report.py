@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from html import escape
@@ -271,6 +272,16 @@ def _short(text: str, limit: int = 34) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _value_grid(hi: float, x: Callable[[float], float], top: float, base: float,
+                text: Callable[[float], str]) -> list[str]:
+    """Vertical grid lines and their labels under a horizontal bar chart whose values run 0..hi."""
+    out = []
+    for t in _nice_ticks(0.0, hi, 5):
+        out.append(f'<line class="grid" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{base}"/>')
+        out.append(f'<text class="tick" x="{x(t):.1f}" y="{base + 14}" text-anchor="middle">{text(t)}</text>')
+    return out
+
+
 def psi_bars(items: list[tuple[str, float | None, bool]], threshold: float, label: str) -> str:
     """Horizontal PSI bars, largest first, with the alert line at `threshold`.
 
@@ -288,10 +299,7 @@ def psi_bars(items: list[tuple[str, float | None, bool]], threshold: float, labe
     def x(v: float) -> float:
         return left + span * max(0.0, v) / hi
 
-    body = []
-    for t in _nice_ticks(0.0, hi, 5):
-        body.append(f'<line class="grid" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{height - bottom}"/>')
-        body.append(f'<text class="tick" x="{x(t):.1f}" y="{height - bottom + 14}" text-anchor="middle">{t:g}</text>')
+    body = _value_grid(hi, x, top, height - bottom, lambda t: f"{t:g}")
     for i, (name, value, alert) in enumerate(items):
         y = top + row * i
         body.append(f'<text class="tick" x="{left - 6}" y="{y + row / 2 + 4:.1f}" text-anchor="end">'
@@ -362,11 +370,7 @@ def share_bars(items: list[tuple[str, float | None, float | None]], label: str) 
     def x(v: float) -> float:
         return left + span * max(0.0, v) / hi
 
-    body = []
-    for t in _nice_ticks(0.0, hi, 5):
-        body.append(f'<line class="grid" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{height - bottom}"/>')
-        body.append(f'<text class="tick" x="{x(t):.1f}" y="{height - bottom + 14}" text-anchor="middle">'
-                    f"{100 * t:.0f}%</text>")
+    body = _value_grid(hi, x, top, height - bottom, lambda t: f"{100 * t:.0f}%")
     for i, (name, current, reference) in enumerate(items):
         y = top + row * i
         body.append(f'<text class="tick" x="{left - 6}" y="{y + row / 2 + 4:.1f}" text-anchor="end">'
