@@ -220,7 +220,7 @@ def test_postgres_gets_the_same_monitoring_rows(world, postgres_server) -> None:
     stamps = {"monitored_at", "computed_at"}
     for name in tables.TABLES:
         cols = [c for c in tables.columns(name) if c not in stamps]
-        keys = [c for c in ("run_id", "model", "source", "segment", "feature") if c in cols]
+        keys = [c for c in ("run_id", "model", "source", "segment", "feature", "position") if c in cols]
         with Warehouse(cfg.warehouse.url, read_only=True) as duck:
             a = duck.native_query(f"select * from {name}")[cols].sort_values(keys).reset_index(drop=True)
         with Warehouse(url, read_only=True) as pg:
