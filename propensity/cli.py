@@ -335,9 +335,9 @@ def demo(
 
     Sample world -> as-of features -> train churn, response and value (with baselines,
     logged to MLflow) -> promote through the gate -> score every customer (scores,
-    segments, reasons into the segment tables) -> monitor the run (drift against the
-    models' reference profiles, tables and an HTML report) -> an uplift model and a
-    target list for the latest campaign kind -> model cards.
+    segments, reasons into the segment tables) -> an uplift model and a target list for
+    the latest campaign kind -> monitor the run (drift against the models' reference
+    profiles, tables and an HTML report) -> model cards.
     """
     from features.snapshots import build_features, data_end
     from serving.batch import run_scoring
@@ -350,12 +350,12 @@ def demo(
     start = time.perf_counter()
     with _open_warehouse(cfg) as wh, Progress() as p:
         progress = p.say
-        progress("1/7 sample world")
+        progress("1/8 sample world")
         _synth_into(wh, customers, seed, p)
         end = data_end(wh)
         # The latest cutoff with a complete label window; scoring is as of the day after the data.
         labelled = end - timedelta(days=cfg.features.horizon_days)
-        progress(f"2/7 features as of {labelled} (labelled)")
+        progress(f"2/8 features as of {labelled} (labelled)")
         out_dir = Path(cfg.features.output_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         frame = build_features(wh, labelled, cfg.features, with_labels=True)
@@ -363,19 +363,19 @@ def demo(
         frame.to_parquet(features_path, index=False)
         n_features = len(frame)
         del frame
-        progress("3/7 training churn, response and value against their baselines")
+        progress("3/8 training churn, response and value against their baselines")
         build = data_builder(wh, cfg, cutoff_progress=lambda c: progress(f"  features as of {c}"))
         outcomes = train_and_log(["churn", "response", "value"], wh, cfg, progress=progress, build=build)
         for out in outcomes:
             say("")
             say(out.report())
         say("")
-        progress("4/7 promotion gate")
+        progress("4/8 promotion gate")
         decisions = promote_models(["churn", "response", "value"], wh, cfg, cfg.training.promotion_margin,
                                    build=build)
         for d in decisions:
             say("  " + d.line())
-        progress(f"5/7 scoring every customer as of {end} with the champions")
+        progress(f"5/8 scoring every customer as of {end} with the champions")
         summary = run_scoring(wh, cfg, end, progress=progress, counter=p.counter("scoring", "customers"))
         say(summary.report())
         example = wh.native_query("select customer_id from current_customer_scores "
@@ -383,18 +383,18 @@ def demo(
         kind = next((c["kind"] for c in campaign_choices(wh) if c["has_control"]), None)
         targets = None
         if kind is not None:
-            progress(f"6/7 uplift model for {kind!r} campaigns and a target list (budget 2,000, cost 1.0)")
+            progress(f"6/8 uplift model for {kind!r} campaigns and a target list (budget 2,000, cost 1.0)")
             uplift = train_uplift(wh, cfg, kind, progress=progress)
             say(uplift.report())
             target_list = build_target_list(wh, cfg, kind, budget=2000.0, cost=1.0)
             save_target_list(wh, target_list, csv_dir=out_dir / "targets")
             say(target_list.report())
             targets = (kind, out_dir / "targets" / f"{target_list.summary['list_id']}.csv")
-        progress("monitoring the run against the models' reference profiles")
+        progress("7/8 monitoring the run against the models' reference profiles")
         from monitoring.cli import monitor_and_record
 
         _, monitor_report = monitor_and_record(wh, cfg, summary.run_id, progress=say)
-        progress("7/7 model cards")
+        progress("8/8 model cards")
         cards = []
         for name in summary.versions:  # the champions the run scored with
             card = out_dir / "model_cards" / f"{name}.html"

@@ -39,7 +39,7 @@ def test_demo_then_features_and_snapshots(tmp_path: Path, monkeypatch: pytest.Mo
     assert res.exit_code == 0, res.output
     # not a terminal: plain progress lines, one at least every second of work
     assert "\r" not in res.output and max(progress_gaps(res.output)) <= 1 + 1.5
-    assert "] 5/7 scoring every customer as of " in res.output and " - still running, " in res.output
+    assert "] 5/8 scoring every customer as of " in res.output and " - still running, " in res.output
     # a 1,500-customer world is below the gate's default evidence (500 test rows) for some
     # models: the demo scores with the champions the gate let through and says why not the others
     scored = next(line for line in res.output.splitlines() if line.startswith("  models: "))
