@@ -84,7 +84,7 @@ _SPARK_TYPES = {
     "segment_rows": "bigint", "reason_rows": "bigint", "data_fingerprint": "string", "snapshot_path": "string",
     "snapshot_sha256": "string", "host": "string", "pid": "int", "error": "string", "missing_models": "string",
     "response_value_k": "double", "response_value_source": "string", "response_value": "double",
-    "btyd_params": "string",
+    "btyd_params": "string", "attributions": "string",
     "customer_id": "string", "churn_risk": "double", "response_prob": "double", "predicted_value": "double",
     "expected_profit": "double", "churn_decile": "smallint", "response_decile": "smallint",
     "value_decile": "smallint", "profit_decile": "smallint", "churn_tier": "string", "response_tier": "string",
