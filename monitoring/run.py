@@ -229,7 +229,7 @@ def _score_bins(scores: np.ndarray, profile: dict) -> dict[str, list]:
 
 
 def _attributions(row: dict[str, Any]) -> dict[str, Any]:
-    """scoring_runs.attributions of a run ({} for runs scored before the scorer kept them)."""
+    """scoring_runs.attributions of a run ({} for Spark runs and runs scored before the scorer kept them)."""
     text = row.get("attributions")
     return {} if sink.is_null(text) else json.loads(str(text))
 
@@ -387,7 +387,8 @@ def summary_lines(drift: RunDrift, cfg: MonitoringConfig, top: int = 5) -> list[
                 f"{r.feature} {r.reference_share:.1%} -> {r.share:.1%} (rank {r.reference_rank} -> {r.rank})"
                 for r in moved.itertuples()))
         else:
-            lines.append("    attribution: not kept by this run (scored before the scorer accumulated it)")
+            lines.append("    attribution: not kept by this run (scored by the Spark engine, or before the scorer "
+                         "accumulated it); re-score with the batch scorer to see it")
         lines += _performance_lines(drift.performance, m.model)
     alerts = drift.alerts(cfg)
     lines.append(f"alerts: {len(alerts)}" if alerts else "no alert")
