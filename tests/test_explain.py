@@ -267,6 +267,47 @@ def test_reason_text_singular_and_missing_context() -> None:
     assert ex.reason_text("needs_open_pains", row, 0.2, "churn") == "1 open pain in needs evaluations: raises churn risk"
 
 
+# A saturated churn risk: 99.994% has odds 16,665.7; a reason of ln 54 = +3.989 log-odds
+# leaves odds 16,665.7 / 54 = 308.62 without it, a churn risk of 308.62 / 309.62 = 99.677%.
+# The effect, 99.994% - 99.677% = +0.00317, reads as tiny; the odds factor and the risk
+# without the reason say how strong it is.
+@pytest.mark.parametrize(("model", "contribution", "score", "effect", "expected"), [
+    ("churn", 3.989, 0.99994, 0.99994 - 0.996770,
+     "+3.989 log-odds: multiplies the odds by 54; without it the churn risk would be 99.7% instead of 99.994%"),
+    ("churn", 4.595, 0.99, 0.49,  # odds 1 -> 99 (ln 99 = 4.595)
+     "+4.595 log-odds: multiplies the odds by 99; without it the churn risk would be 50.0% instead of 99.0%"),
+    ("response", -1.386, 0.2, -0.3,  # odds 1 -> 0.25 (ln 4 = 1.386)
+     "-1.386 log-odds: divides the odds by 4.00; without it the response probability would be 50.0% instead of 20.0%"),
+    ("value", 1.742, 70.2, 70.2 - 12.2966,  # exp(1.742) = 5.7089; 70.2 / 5.7089 = 12.2966
+     "+1.742 log: multiplies the predicted value by 5.71; without it the predicted value would be 12.30 instead of 70.20"),
+    ("churn", 0.0, 0.3, 0.0, "+0.000 log-odds: no change to the churn risk"),
+])
+def test_effect_words(model: str, contribution: float, score: float, effect: float, expected: str) -> None:
+    assert ex.effect_words(model, contribution, score, effect) == expected
+
+
+@pytest.mark.parametrize(("p", "expected"), [
+    (0.25, "25.0%"), (0.9, "90.0%"), (0.995, "99.5%"), (0.99994, "99.994%"), (0.99999, "99.999%"),
+    (0.0004, "0.04%"), (1.0, "100%"), (0.0, "0%"),
+])
+def test_share_text_keeps_the_digits_that_tell_it_from_certainty(p: float, expected: str) -> None:
+    assert ex.share_text(p) == expected
+
+
+def test_explain_customer_lines_say_the_odds_and_the_score_without_the_reason() -> None:
+    from training.customer_reasons import CustomerExplanation
+
+    reasons = pd.DataFrame({"rank": [1], "feature": ["recency_days"], "feature_value": ["214"],
+                            "contribution": [3.989], "scale": ["log-odds"], "effect": [0.99994 - 0.996770],
+                            "text": ["No purchase for 214 days, usual gap 30 days: raises churn risk"]})
+    lines = CustomerExplanation("churn", "3", 0.99994, reasons).lines()
+    assert lines == [
+        "churn (version 3): churn risk 99.994%",
+        "  1. No purchase for 214 days, usual gap 30 days: raises churn risk  [recency_days = 214; +3.989 log-odds: "
+        "multiplies the odds by 54; without it the churn risk would be 99.7% instead of 99.994%]",
+    ]
+
+
 # -- global views and charts --------------------------------------------------------------
 
 def test_global_importance_and_dependence_features(world) -> None:

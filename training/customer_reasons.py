@@ -36,13 +36,14 @@ class CustomerExplanation:
     reasons: pd.DataFrame  # as from training.explain.reason_codes
 
     def lines(self) -> list[str]:
-        shown = f"{self.score:.1%}" if self.model != "value" else f"{self.score:,.2f}"
+        """The score, then one line per reason: its sentence and its size in words (`effect_words`)."""
+        from training.explain import effect_words, share_text
+
+        shown = share_text(self.score) if self.model != "value" else f"{self.score:,.2f}"
         out = [f"{self.model} (version {self.version}): {OUTPUT_LABEL[self.model]} {shown}"]
         for r in self.reasons.itertuples():
-            out.append(
-                f"  {r.rank}. {r.text}  [{r.feature} = {r.feature_value}; "
-                f"{r.contribution:+.3f} {r.scale}, about {r.effect:+.3g} on the {OUTPUT_LABEL[self.model]}]"
-            )
+            words = effect_words(self.model, float(r.contribution), self.score, float(r.effect))
+            out.append(f"  {r.rank}. {r.text}  [{r.feature} = {r.feature_value}; {words}]")
         return out
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -397,6 +398,64 @@ def _tail(contribution: float, model_name: str) -> str:
 
 def _sentence(feature: str, row: Mapping[str, Any], contribution: float, model_name: str) -> str:
     return _context(feature, row) + _tail(contribution, model_name)
+
+
+def share_text(p: float) -> str:
+    """A probability as a percentage with enough digits to tell it from 0% or 100% (99.994%, not 100.0%)."""
+    if p != p:  # NaN
+        return "n/a"
+    distance = min(p, 1.0 - p) * 100
+    if distance <= 0:
+        return f"{p:.0%}"
+    decimals = 1 if distance >= 1 else min(10, max(1, math.ceil(-math.log10(distance) - 1e-9)))
+    return f"{p:.{decimals}%}"
+
+
+def _factor_text(factor: float) -> str:
+    if factor >= 1e7:
+        return f"{factor:.3g}"
+    return f"{factor:,.0f}" if factor >= 10 else f"{factor:.2f}"
+
+
+def _log_odds(p: float) -> float | None:
+    return math.log(p) - math.log1p(-p) if 0 < p < 1 else None
+
+
+def effect_words(model_name: str, contribution: float, score: float, effect: float) -> str:
+    """A contribution in words a reader can check: its raw-scale size, what it multiplies, the score without it.
+
+    A saturated probability hides a strong reason: +3.985 log-odds moves 99.4% only to
+    99.99%. So the words give both scales: the odds (or the amount) multiplied by a factor,
+    and the score with this feature's contribution taken away (`score - effect`).
+
+    Args:
+        model_name: "churn", "response" or "value".
+        contribution: the feature's contribution on the raw scale (log-odds, or log for value).
+        score: the model's output for the customer (probability, or amount).
+        effect: `reason_codes`' effect: score minus the score without this contribution.
+
+    Returns:
+        e.g. "+3.985 log-odds: multiplies the odds by 54; without it the churn risk would be
+        99.4% instead of 99.994%".
+    """
+    target = TARGET_WORDS.get(model_name, "prediction")
+    without = score - effect
+    if model_name == "value":
+        factor = math.exp(contribution)  # exact: the amount is exp(raw + log c)
+        head = f"{contribution:+.3f} log"
+        what, shown = "the predicted value", (lambda v: f"{v:,.2f}")
+    else:
+        # the odds of the shown (calibrated) probabilities; the raw odds where a probability is exactly 0 or 1
+        a, b = _log_odds(score), _log_odds(without)
+        factor = math.exp(a - b) if a is not None and b is not None else math.exp(contribution)
+        head = f"{contribution:+.3f} log-odds"
+        what, shown = "the odds", share_text
+    if contribution == 0:
+        return f"{head}: no change to the {target}"
+    verb = "multiplies" if factor >= 1 else "divides"
+    size = factor if factor >= 1 else 1 / factor
+    return (f"{head}: {verb} {what} by {_factor_text(size)}; without it the {target} would be "
+            f"{shown(without)} instead of {shown(score)}")
 
 
 def reason_text(feature: str, row: Mapping[str, Any], contribution: float, model_name: str) -> str:
