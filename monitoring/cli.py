@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 
 def monitor(
-    run: Annotated[str | None, typer.Option("--run", help="Scoring run id (default: the latest successful run; `propensity runs` lists them).")] = None,
+    run: Annotated[str | None, typer.Option("--run", metavar="RUN_ID", help="Scoring run id (default: the latest successful run; `propensity runs` lists them).")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report here (default: <features.output_dir>/monitoring/<run id>.html).")] = None,
     write: Annotated[bool, typer.Option("--write/--no-write", help="Write the monitoring tables (monitoring_features, monitoring_predictions, monitoring_attributions, run_performance) and the report; --no-write only prints.")] = True,
     config: ConfigOption = None,
@@ -42,7 +42,7 @@ def monitor(
       model card's out-of-time numbers.
 
     Prints one screen, writes the four monitoring tables and a self-contained HTML report,
-    and exits 3 when an alert of [monitoring] in propensity.toml fires (0 otherwise), so
+    and exits 3 when an alert of \\[monitoring] in propensity.toml fires (0 otherwise), so
     a scheduler can act on it.
     """
     from features.load import Warehouse

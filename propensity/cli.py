@@ -16,17 +16,17 @@ from typing import Annotated
 import typer
 
 from propensity.config import Config, ConfigError, load_config, write_default_config
-from propensity.console import ConfigOption, friendly, parse_date, say
+from propensity.console import App, ConfigOption, friendly, parse_date, say
 from propensity.progress import Progress
 
-app = typer.Typer(
+app = App(
     help="Churn risk, campaign response and future value for every customer, explained.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Bring data into the warehouse: files, public data sets, the sample world.", no_args_is_help=True)
-features_app = typer.Typer(help="Build as-of RFMW, needs and segment features.", no_args_is_help=True)
+data_app = App(help="Bring data into the warehouse: files, public data sets, the sample world.", no_args_is_help=True)
+features_app = App(help="Build as-of RFMW, needs and segment features.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 
@@ -72,18 +72,18 @@ def _parse_maps(maps: list[str]) -> dict[str, str]:
 @data_app.command("import")
 @friendly
 def data_import(
-    table: Annotated[str, typer.Argument(help="Canonical table: transactions, customers, needs_evaluations, campaigns or contacts.")],
+    table: Annotated[str, typer.Argument(metavar="TABLE", help="Canonical table: transactions, customers, needs_evaluations, campaigns or contacts.")],
     file: Annotated[Path, typer.Argument(help="A .csv or .parquet file.")],
     map_: Annotated[
         list[str] | None,
-        typer.Option("--map", "-m", help="canonical=source column name; repeat for each column that differs (adds to \\[mapping.TABLE] of the config)."),
+        typer.Option("--map", "-m", metavar="CANONICAL=SOURCE", help="canonical=source column name; repeat for each column that differs (adds to \\[mapping.TABLE] of the config)."),
     ] = None,
     append: Annotated[bool, typer.Option(help="Add to the table instead of replacing it; rows already in the table are rejected.")] = False,
     allow_reimport: Annotated[
         bool, typer.Option(help="With --append: append the file even if the table already holds its content or some of its rows (they are then doubled).")
     ] = False,
     extracted_at: Annotated[
-        str | None, typer.Option(help="When the file was extracted (YYYY-MM-DD[THH:MM]); rows dated later are rejected. Default: now.")
+        str | None, typer.Option(metavar="YYYY-MM-DD[THH:MM]", help="When the file was extracted (YYYY-MM-DD[THH:MM]); rows dated later are rejected. Default: now.")
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -128,7 +128,7 @@ def data_import(
 @data_app.command("import-public")
 @friendly
 def data_import_public(
-    name: Annotated[str, typer.Argument(help="online_retail, cdnow, complete_journey, ifood, hillstrom or telco.")],
+    name: Annotated[str, typer.Argument(metavar="DATASET", help="online_retail, cdnow, complete_journey, ifood, hillstrom or telco.")],
     path: Annotated[Path, typer.Argument(help="The data set's folder (e.g. ../shared/data/online_retail) or file.")],
     config: ConfigOption = None,
 ) -> None:
@@ -160,7 +160,7 @@ def data_synth(
         ),
     ] = None,
     drift_from: Annotated[
-        str | None, typer.Option(help="First day of the drift, YYYY-MM-DD. Default: 90 days before the world's end.")
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="First day of the drift, YYYY-MM-DD. Default: 90 days before the world's end.")
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -256,10 +256,10 @@ def data_export_parquet(
 @features_app.command("build")
 @friendly
 def features_build(
-    as_of: Annotated[str, typer.Option("--as-of", help="Cutoff date YYYY-MM-DD: features use rows strictly before it.")],
+    as_of: Annotated[str, typer.Option("--as-of", metavar="YYYY-MM-DD", help="Cutoff date YYYY-MM-DD: features use rows strictly before it.")],
     out: Annotated[Path | None, typer.Option(help="Parquet file to write (default: <output_dir>/features_<as-of>.parquet).")] = None,
     labels: Annotated[bool, typer.Option(help="Add labels from [as-of, as-of + horizon) when the data covers that window.")] = True,
-    any_date: Annotated[bool, typer.Option("--any-date", help="Build even when --as-of is before the first transaction or more than [features] horizon_days after the last one.")] = False,
+    any_date: Annotated[bool, typer.Option("--any-date", help="Build even when --as-of is before the first transaction or more than \\[features] horizon_days after the last one.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Features for every customer with history before --as-of, one row each, to Parquet."""
@@ -299,8 +299,8 @@ def features_build(
 @friendly
 def features_snapshots(
     out: Annotated[Path | None, typer.Option(help="Parquet file to write (default: <output_dir>/snapshots.parquet).")] = None,
-    count: Annotated[int | None, typer.Option(min=1, help="Number of cutoffs (default: [features] snapshot_count).")] = None,
-    step_days: Annotated[int | None, typer.Option(min=1, help="Days between cutoffs (default: [features] snapshot_step_days).")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Number of cutoffs (default: \\[features] snapshot_count in propensity.toml).")] = None,
+    step_days: Annotated[int | None, typer.Option(min=1, help="Days between cutoffs (default: \\[features] snapshot_step_days in propensity.toml).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Features and labels stacked over the latest cutoffs whose label windows are complete."""

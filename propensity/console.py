@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from propensity.config import CONFIG_FILE, ConfigError
 from propensity.faults import disk_fault
@@ -19,6 +20,49 @@ ConfigOption = Annotated[
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _NamedArgument(TyperArgument):
+    """An argument shown by its metavar alone (CUSTOMER_ID), without a `<str>` type beside it."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+def _help_conventions(params: list) -> list:
+    """Flags (--help, --force, --write/--no-write) take no value: no `<bool>` beside them; an
+    argument with a metavar is shown by that name alone."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+        elif type(param) is TyperArgument and param.metavar is not None:
+            param.__class__ = _NamedArgument
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose help shows flags as flags, without a `<bool>` value."""
+
+    def get_params(self, ctx: Any) -> list:
+        return _help_conventions(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """A command group whose help shows flags as flags, without a `<bool>` value."""
+
+    def get_params(self, ctx: Any) -> list:
+        return _help_conventions(super().get_params(ctx))
+
+
+class App(typer.Typer):
+    """`typer.Typer` whose groups and commands are `Group` and `Command` (the CLI's help conventions)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", Group)
+        super().__init__(**kwargs)
+
+    def command(self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any):
+        return super().command(name, cls=cls or Command, **kwargs)
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from propensity.config import ConfigError, load_config
-from propensity.console import ConfigOption, friendly, say
+from propensity.console import App, ConfigOption, friendly, say
 from serving.tokens import Role
 
-tokens_app = typer.Typer(help="API tokens: create (the secret is shown once), list, revoke. Stored hashed.",
+tokens_app = App(help="API tokens: create (the secret is shown once), list, revoke. Stored hashed.",
                          no_args_is_help=True)
 
 TokenFileOption = Annotated[
@@ -38,7 +38,7 @@ def _token_file(config: Path | None, token_file: Path | None) -> Path:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default: host of the api section, else 127.0.0.1).")] = None,
+    host: Annotated[str | None, typer.Option(metavar="HOST", help="Address to listen on (default: host of the api section, else 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: port of the api section, else 8000).")] = None,
     token_file: TokenFileOption = None,
     config: ConfigOption = None,
@@ -72,7 +72,7 @@ def serve(
 
 def create_token(
     role: Annotated[Role, typer.Option(help="marketer (segments, targets), auditor (scores, reasons, cards, lineage) or admin (everything).")],
-    name: Annotated[str, typer.Option(help="Who or what the token is for, e.g. anna or crm-export; must be unique.")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="Who or what the token is for, e.g. anna or crm-export; must be unique.")],
     token_file: TokenFileOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -101,7 +101,7 @@ def list_tokens(token_file: TokenFileOption = None, config: ConfigOption = None)
 
 
 def revoke_token(
-    name: Annotated[str, typer.Argument(help="The token's name, as `propensity tokens list` shows it.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The token's name, as `propensity tokens list` shows it.")],
     token_file: TokenFileOption = None,
     config: ConfigOption = None,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -12,6 +12,9 @@ from propensity.config import ConfigError, load_config
 from propensity.console import ConfigOption, friendly, parse_date, say
 from propensity.progress import Progress
 from training.cli import Target, explain_app
+
+
+RankBy = Literal["auto", "uplift", "expected_profit", "value_at_risk", "value", "churn"]
 
 
 class Engine(str, Enum):
@@ -31,15 +34,15 @@ def register(app: typer.Typer) -> None:
 
 
 def score(
-    as_of: Annotated[str, typer.Option("--as-of", help="Scoring date YYYY-MM-DD: features use rows strictly before it.")],
-    margin: Annotated[float | None, typer.Option(help="Margin on predicted value, for expected profit (default: serving.margin in propensity.toml).")] = None,
-    contact_cost: Annotated[float | None, typer.Option(help="Cost of one contact, for expected profit (default: serving.contact_cost in propensity.toml).")] = None,
-    chunk_size: Annotated[int | None, typer.Option(min=1, help="Customers scored and explained at a time; bounds memory (default: serving.chunk_size in propensity.toml).")] = None,
+    as_of: Annotated[str, typer.Option("--as-of", metavar="YYYY-MM-DD", help="Scoring date YYYY-MM-DD: features use rows strictly before it.")],
+    margin: Annotated[float | None, typer.Option(help="Margin on predicted value, for expected profit (default: \\[serving] margin in propensity.toml).")] = None,
+    contact_cost: Annotated[float | None, typer.Option(help="Cost of one contact, for expected profit (default: \\[serving] contact_cost in propensity.toml).")] = None,
+    chunk_size: Annotated[int | None, typer.Option(min=1, help="Customers scored and explained at a time; bounds memory (default: \\[serving] chunk_size in propensity.toml).")] = None,
     engine: Annotated[Engine, typer.Option(help="duckdb: the warehouse in propensity.toml (DuckDB or PostgreSQL). spark: Parquet in, Parquet out (--input, --output).")] = Engine.duckdb,
     input_dir: Annotated[Path | None, typer.Option("--input", help="--engine spark: folder of canonical tables as Parquet (`propensity data export-parquet`).")] = None,
     output_dir: Annotated[Path | None, typer.Option("--output", help="--engine spark: folder for the Parquet segment tables.")] = None,
     break_lock: Annotated[bool, typer.Option("--break-lock", help="Take over the scoring lock held by a process on another host that is known to be gone.")] = False,
-    any_date: Annotated[bool, typer.Option("--any-date", help="Score even when --as-of is before the first transaction or more than [features] horizon_days after the last one (refused by default: the scores would be extrapolation).")] = False,
+    any_date: Annotated[bool, typer.Option("--any-date", help="Score even when --as-of is before the first transaction or more than \\[features] horizon_days after the last one (refused by default: the scores would be extrapolation).")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Score every customer with the champion models; write scores, segments and reasons.
@@ -92,14 +95,14 @@ def _check_money(margin: float | None, contact_cost: float | None) -> None:
 
 
 def target(
-    campaign: Annotated[str, typer.Argument(help="A campaign id from the campaigns table, or a campaign kind (e.g. email); any name for the list when the warehouse has no campaigns table.")],
+    campaign: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="A campaign id from the campaigns table, or a campaign kind (e.g. email); any name for the list when the warehouse has no campaigns table.")],
     budget: Annotated[float | None, typer.Option(help="Money for contacts: contacts = budget / cost (the control group costs nothing).")] = None,
     top: Annotated[int | None, typer.Option(help="Number of customers to contact instead of a budget (the control group is on top).")] = None,
-    cost: Annotated[float | None, typer.Option(help="Cost of one contact (default: serving.contact_cost in propensity.toml).")] = None,
-    margin: Annotated[float | None, typer.Option(help="Share of the value per response that is profit (default: serving.margin in propensity.toml).")] = None,
+    cost: Annotated[float | None, typer.Option(help="Cost of one contact (default: \\[serving] contact_cost in propensity.toml).")] = None,
+    margin: Annotated[float | None, typer.Option(help="Share of the value per response that is profit (default: \\[serving] margin in propensity.toml).")] = None,
     control: Annotated[float, typer.Option(help="Share of the selected customers held out as a random control group, on top of the contacts.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the control group draw.")] = 0,
-    rank_by: Annotated[str, typer.Option(help="auto (uplift when an uplift model for the kind is registered, else expected_profit, else without response scores or campaigns value_at_risk, value or churn), uplift, expected_profit, value_at_risk (churn risk x predicted value), value, or churn.")] = "auto",
+    rank_by: Annotated[RankBy, typer.Option(help="auto (uplift when an uplift model for the kind is registered, else expected_profit, else without response scores or campaigns value_at_risk, value or churn), uplift, expected_profit, value_at_risk (churn risk x predicted value), value, or churn.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Folder for the CSV (default: <features output_dir>/targets).")] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -158,13 +161,13 @@ def runs(
 
 
 def explain_customer(
-    customer_id: Annotated[str, typer.Argument(help="The customer's id, as in the warehouse.")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Date YYYY-MM-DD: explain with today's registered models on features as of this date.")] = None,
-    run: Annotated[str | None, typer.Option("--run", help="A scoring run id: recompute exactly the reasons that run stored, from its model versions and feature snapshot.")] = None,
+    customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID", help="The customer's id, as in the warehouse.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="Date YYYY-MM-DD: explain with today's registered models on features as of this date.")] = None,
+    run: Annotated[str | None, typer.Option("--run", metavar="RUN_ID", help="A scoring run id: recompute exactly the reasons that run stored, from its model versions and feature snapshot.")] = None,
     model: Annotated[Target, typer.Option(help="Which model's reasons: churn, response, value or all (with --as-of).")] = Target.all,
-    alias: Annotated[str, typer.Option(help="Registry alias of the models to use (with --as-of).")] = "champion",
+    alias: Annotated[str, typer.Option(metavar="ALIAS", help="Registry alias of the models to use (with --as-of).")] = "champion",
     top: Annotated[int, typer.Option(min=1, max=50, help="Reasons per model (with --as-of).")] = 5,
-    campaign_kind: Annotated[str | None, typer.Option(help="Campaign kind for the response model (default: the first kind it was trained on).")] = None,
+    campaign_kind: Annotated[str | None, typer.Option(metavar="KIND", help="Campaign kind for the response model (default: the first kind it was trained on).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Print a customer's scores and the top reasons (SHAP contributions) for each model.

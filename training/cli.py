@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from propensity.config import Config, ConfigError, load_config
-from propensity.console import ConfigOption, friendly, say
+from propensity.console import App, ConfigOption, friendly, say
 from propensity.progress import Progress
 
-explain_app = typer.Typer(help="Explain models (model cards) and single customers (reason codes).", no_args_is_help=True)
+explain_app = App(help="Explain models (model cards) and single customers (reason codes).", no_args_is_help=True)
 
 
 class Target(str, Enum):
@@ -60,8 +60,8 @@ def _recover(cfg: Config, other_hosts: bool) -> None:
 def train(
     model: Annotated[TrainTarget, typer.Argument(help="Which model to train: churn, response, value, all (the three), or uplift (needs --kind).")],
     tune: Annotated[int, typer.Option("--tune", min=0, help="Optuna trials before the final fit (0: use the config's parameters). Trials are scored on the out-of-time tune half and logged as nested runs.")] = 0,
-    kind: Annotated[str | None, typer.Option(help="uplift: the campaign kind whose treatment and control contacts it learns from.")] = None,
-    learner: Annotated[str, typer.Option(help="uplift: auto (the better on the tune half by Qini), two_model or x_learner.")] = "auto",
+    kind: Annotated[str | None, typer.Option(metavar="KIND", help="uplift: the campaign kind whose treatment and control contacts it learns from.")] = None,
+    learner: Annotated[Literal["auto", "two_model", "x_learner"], typer.Option(help="uplift: auto (the better on the tune half by Qini), two_model or x_learner.")] = "auto",
     fail_other_hosts: FailOtherHosts = False,
     config: ConfigOption = None,
 ) -> None:
@@ -123,8 +123,8 @@ def _report_skipped(skipped: dict[str, str]) -> None:
 
 def promote(
     model: Annotated[Target, typer.Argument(help="Which model to promote: churn, response, value or all.")],
-    margin: Annotated[float | None, typer.Option(help="Required improvement over the champion's primary metric (default: [training] promotion_margin).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Promote even when the challenger is not ahead of the best baseline or its test half is below [training] min_test_rows / min_test_positives (recorded on the version).")] = False,
+    margin: Annotated[float | None, typer.Option(help="Required improvement over the champion's primary metric (default: \\[training] promotion_margin in propensity.toml).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even when the challenger is not ahead of the best baseline or its test half is below \\[training] min_test_rows / min_test_positives (recorded on the version).")] = False,
     fail_other_hosts: FailOtherHosts = False,
     config: ConfigOption = None,
 ) -> None:
@@ -132,7 +132,7 @@ def promote(
 
     The challenger must also be ahead of the best baseline (RFM score, logistic or
     two-part regression, BTYD) on the same out-of-time test half, and that test half must
-    be large enough to judge it ([training] min_test_rows, min_test_positives); --force
+    be large enough to judge it (\\[training] min_test_rows, min_test_positives); --force
     overrides these two checks. The first version of a model is promoted by this same
     command. The decision and its numbers are recorded on the model version either way.
     An incomplete challenger (its training was killed: no completeness tag, a missing
@@ -158,7 +158,7 @@ def promote(
 
 
 def explain_model(
-    model: Annotated[str, typer.Argument(help="NAME[@ALIAS or @VERSION], e.g. churn, churn@challenger, value@3 (default alias: champion).")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="NAME\\[@ALIAS or @VERSION], e.g. churn, churn@challenger, value@3 (default alias: champion).")],
     out: Annotated[Path, typer.Option(help="Where to write the self-contained HTML model card.")] = Path("model_card.html"),
     config: ConfigOption = None,
 ) -> None:
