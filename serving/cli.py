@@ -149,15 +149,40 @@ def runs(
         frame = wh.native_query(
             f"select run_id, attempt, as_of, status, churn_version, response_version, value_version, customers, "
             f"started_at, finished_at from {sink.RUNS} order by started_at desc limit ?", [limit])
+    for line in runs_table(frame):
+        typer.echo(line)
+
+
+RUNS_HEADER = ("run id", "attempt", "as of", "status", "churn", "response", "value", "customers", "started", "took")
+
+
+def runs_table(frame) -> list[str]:
+    """scoring_runs rows as a header line and one aligned line per run (`-` for what a run has not got).
+
+    Args:
+        frame: rows of scoring_runs (run_id, attempt, as_of, status, the three model versions,
+            customers, started_at, finished_at), in the order to show.
+    Returns:
+        The lines, header first; numbers right-aligned.
+    """
+    from serving import sink
+
+    def text(value, fmt: str = "{}") -> str:
+        return "-" if sink.is_null(value) else fmt.format(value)
+
+    rows = [RUNS_HEADER]
     for r in frame.itertuples():
-        took = (f"{(r.finished_at - r.started_at).total_seconds():.0f}s"
-                if not sink.is_null(r.finished_at) else "-")
-        customers = "-" if sink.is_null(r.customers) else f"{int(r.customers):,}"
-        versions = " ".join(f"{m} " + ("-" if sink.is_null(v) else f"v{v}")
-                            for m, v in (("churn", r.churn_version), ("response", r.response_version),
-                                         ("value", r.value_version)))
-        say(f"{r.run_id}  attempt {r.attempt}  as of {r.as_of:%Y-%m-%d}  {r.status:<10}  {versions}  "
-            f"customers {customers}  started {r.started_at:%Y-%m-%d %H:%M:%S}  took {took}")
+        took = ("-" if sink.is_null(r.finished_at) or sink.is_null(r.started_at)
+                else f"{(r.finished_at - r.started_at).total_seconds():.0f}s")
+        rows.append((r.run_id, str(r.attempt), text(r.as_of, "{:%Y-%m-%d}"), r.status,
+                     *("-" if sink.is_null(v) else f"v{int(v)}"
+                       for v in (r.churn_version, r.response_version, r.value_version)),
+                     "-" if sink.is_null(r.customers) else f"{int(r.customers):,}",
+                     text(r.started_at, "{:%Y-%m-%d %H:%M:%S}"), took))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(RUNS_HEADER))]
+    right = {1, 7, 9}  # attempt, customers, took
+    return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+            for row in rows]
 
 
 def explain_customer(

@@ -145,3 +145,21 @@ def test_long_commands_write_progress_lines_to_a_log_file(tmp_path: Path) -> Non
     assert "] as of 2025-04-01 (2 of 2)\n" in text and "] features as of 2025-01-01\n" in text
     # steps that say nothing for longer than the interval (checking the tables, ...) are still heard of
     assert " - still running, " in text
+
+
+def test_runs_table_has_a_header_and_aligned_columns() -> None:
+    from serving.cli import runs_table
+
+    frame = pd.DataFrame({
+        "run_id": ["20250401-abc", "20250301-x"], "attempt": [2, 1],
+        "as_of": pd.to_datetime(["2025-04-01", "2025-03-01"]), "status": ["running", "succeeded"],
+        "churn_version": [3, 1], "response_version": [None, 1], "value_version": [2, 1],
+        "customers": [None, 12345.0],
+        "started_at": pd.to_datetime(["2025-04-02 10:00:00", "2025-03-02 09:00:00"]),
+        "finished_at": pd.to_datetime([None, "2025-03-02 09:01:05"]),
+    })
+    assert runs_table(frame) == [
+        "run id        attempt  as of       status     churn  response  value  customers  started              took",
+        "20250401-abc        2  2025-04-01  running    v3     -         v2             -  2025-04-02 10:00:00     -",
+        "20250301-x          1  2025-03-01  succeeded  v1     v1        v1        12,345  2025-03-02 09:00:00   65s",
+    ]
