@@ -594,7 +594,7 @@ def conform(
             }[col.kind]
             if col.kind in ("number", "integer") and problems[0][1].any():
                 what = f"finite {what}"  # inf, -inf, 1e309
-            hint = "set [import] timestamp_format, " if col.kind == "timestamp" else ""
+            hint = "pass --timestamp-format or set [import] timestamp_format, " if col.kind == "timestamp" else ""
             raise ImportRefused(
                 f"{source}: {int(bad.sum()):,} of {present:,} values in column "
                 f"{_short(cols[col.name], 40)!r} ({table.name}.{col.name}) are not {what}, "

@@ -82,6 +82,11 @@ def data_import(
     allow_reimport: Annotated[
         bool, typer.Option(help="With --append: append the file even if the table already holds its content or some of its rows (they are then doubled).")
     ] = False,
+    timestamp_format: Annotated[
+        str | None,
+        typer.Option(metavar="FORMAT", help="strftime format of the file's text timestamps, e.g. '%d/%m/%Y %H:%M' "
+                     "(default: \\[import] timestamp_format in propensity.toml, else ISO 8601)."),
+    ] = None,
     extracted_at: Annotated[
         str | None, typer.Option(metavar="YYYY-MM-DD[THH:MM]", help="When the file was extracted (YYYY-MM-DD[THH:MM]); rows dated later are rejected. Default: now.")
     ] = None,
@@ -102,6 +107,13 @@ def data_import(
     except ValueError as e:
         raise ConfigError(str(e)) from None
     mapping = {**cfg.mapping.get(table, {}), **_parse_maps(map_ or [])}
+    if timestamp_format is not None:
+        from propensity.config import check_timestamp_format
+
+        try:
+            check_timestamp_format(timestamp_format)  # the check [import] timestamp_format gets
+        except ValueError as e:
+            raise ConfigError(f"--timestamp-format {timestamp_format!r}: {e}") from None
     when = None
     if extracted_at:
         try:
@@ -113,7 +125,7 @@ def data_import(
         result = import_file(
             wh, spec, file,
             mapping=mapping,
-            timestamp_format=cfg.import_.timestamp_format,
+            timestamp_format=cfg.import_.timestamp_format if timestamp_format is None else timestamp_format,
             max_unparsable_share=cfg.import_.max_unparsable_share,
             delimiter=cfg.import_.csv_delimiter,
             extracted_at=when,

@@ -167,3 +167,24 @@ def test_source_columns_named_like_bookkeeping_are_kept() -> None:
     out = conform(raw, TRANSACTIONS, source="x")
     assert out.rejected.loc[0, "source_row"] == 2
     assert out.rejected.loc[0, "source_source_row"] == "y"
+
+
+DAY_FIRST = "cust,when,total,category\n1,02/01/2024 10:30,5,a\n2,31/01/2024 00:00,7,b\n"
+
+
+def test_timestamp_format_flag_overrides_the_config(project: Path) -> None:
+    path = str(write(project, "d.csv", DAY_FIRST))
+    (project / "propensity.toml").write_text('[import]\ntimestamp_format = "%Y/%m/%d"\n')
+    cols = ["--map", "customer_id=cust", "--map", "ts=when", "--map", "amount=total"]
+    # the config's format does not fit the file: refused, and the message names the flag
+    res = cli("data", "import", "transactions", path, *cols)
+    assert res.exit_code == 1 and "pass --timestamp-format or set [import] timestamp_format" in res.output
+    res = cli("data", "import", "transactions", path, *cols, "--timestamp-format", "%d/%m/%Y %H:%M")
+    assert res.exit_code == 0, res.output
+    tx = snapshot(project)["transactions"].sort_values("customer_id")
+    assert list(tx["ts"]) == [pd.Timestamp("2024-01-02 10:30"), pd.Timestamp("2024-01-31 00:00")]
+    # checked as [import] timestamp_format is, in one line
+    for fmt, message in (("%d/%m %H:%M", "has no year (%Y or %y)"), ("%d/%Q/%Y", "%Q is not a strftime code")):
+        res = cli("data", "import", "transactions", path, *cols, "--timestamp-format", fmt)
+        assert res.exit_code == 1 and res.output.count("\n") == 1
+        assert res.output.startswith(f"error: --timestamp-format {fmt!r}: {message}")
