@@ -9,6 +9,7 @@ token whose role may not call the endpoint. Admin tokens may call everything.
 |--------------------------------------------|-----------------------|
 | GET  /health                               | none needed           |
 | GET  /me                                   | any                   |
+| GET  /customers?prefix=                    | auditor               |
 | GET  /customers/{id}                       | auditor               |
 | GET  /customers/{id}/segments              | marketer, auditor     |
 | GET  /segments/summary                     | marketer              |
@@ -61,6 +62,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -166,28 +168,50 @@ class Reason(_Out):
     feature_value: str | None
     contribution: float = Field(description="SHAP contribution on the model's raw scale (see `scale`).")
     scale: str | None = Field(description="log-odds (churn, response) or log (value).")
-    effect: float | None = Field(description="Approximate change of the probability or amount due to this feature.")
+    effect: float | None = Field(description="Score minus the score without this feature's contribution "
+                                             "(probability or amount).")
+    effect_text: str | None = Field(default=None, description=(
+        "The contribution in words on both scales: what it multiplies the odds (or amount) by, and the score "
+        "without it (as `propensity explain customer` prints it)."))
     text: str
 
 
 class WaterfallStep(_Out):
     label: str = Field(description="The feature, or 'other features' for the rest.")
     text: str | None = None
-    contribution: float = Field(description="Raw-scale contribution of this step.")
+    contribution: float = Field(description="Raw-scale contribution of this step (the bar's length on the page).")
     start: float = Field(description="Output before this step (probability or amount).")
     end: float = Field(description="Output after this step.")
+    raw_start: float | None = Field(default=None, description="Raw score before this step (log-odds or log).")
+    raw_end: float | None = Field(default=None, description="Raw score after this step.")
 
 
 class ModelExplanation(_Out):
     model: str
     version: str | None
     score: float = Field(description="Probability (churn, response) or predicted amount (value).")
-    base_value: float | None = Field(description="The model's output at its expected raw score: where the waterfall starts.")
+    base_value: float | None = Field(description=(
+        "The model's output at its baseline raw score (TreeSHAP's expected value over the training rows): where "
+        "the waterfall starts. Not the score of an average customer."))
+    base_raw: float | None = Field(default=None, description="The baseline on the raw scale (log-odds or log).")
+    raw_score: float | None = Field(default=None, description="The score on the raw scale: base_raw plus every "
+                                                              "contribution.")
+    scale: str | None = Field(default=None, description="The raw scale: log-odds (churn, response) or log (value).")
+    scale_note: str | None = Field(default=None, description="The raw scale and its conversion to the score, in words.")
     reasons: list[Reason]
     waterfall: list[WaterfallStep] | None = Field(
-        description="From base_value through each reason (raw contributions added in rank order, shown on the "
-                    "output scale) and the remaining features, ending exactly at the score.")
+        description="From base_raw through each reason (raw contributions added in rank order; `start` and `end` "
+                    "are the running total on the output scale) and the remaining features, ending exactly at "
+                    "the score.")
     card_url: str
+
+
+class CustomerMatches(_Out):
+    run_id: str
+    prefix: str
+    customers: list[str] = Field(description="Customer ids of the current run that start with the prefix "
+                                             "(case-insensitive), sorted.")
+    more: bool = Field(description="More ids match than were returned.")
 
 
 class CustomerDetail(_Out):
@@ -903,17 +927,47 @@ def waterfall(model: Any, base_raw: float, score: float,
         raw.append(raw[-1] + float(r["contribution"]))
     shown = model.output(np.array(raw)).tolist()
     steps = [WaterfallStep(label=str(r["feature"]), text=str(r["text"]), contribution=float(r["contribution"]),
-                           start=shown[i], end=shown[i + 1]) for i, r in enumerate(ordered)]
+                           start=shown[i], end=shown[i + 1], raw_start=raw[i], raw_end=raw[i + 1])
+             for i, r in enumerate(ordered)]
     steps.append(WaterfallStep(label="other features", text="all features not listed above",
-                               contribution=raw_score - raw[-1], start=shown[-1], end=float(score)))
+                               contribution=raw_score - raw[-1], start=shown[-1], end=float(score),
+                               raw_start=raw[-1], raw_end=raw_score))
     return shown[0], steps
 
 
-def _reasons(rows: list[dict[str, Any]]) -> list[Reason]:
-    return [Reason(rank=int(r["rank"]), feature=str(r["feature"]), feature_value=plain(r.get("feature_value")),
-                   contribution=float(r["contribution"]), scale=plain(r.get("scale")), effect=plain(r.get("effect")),
-                   text=str(r["text"]))
-            for r in sorted(rows, key=lambda r: r["rank"])]
+def scale_note(model: Any, base_raw: float, raw_score: float, base: float, score: float) -> str:
+    """How the raw scale of a waterfall turns into the score, in words (the page shows it under the chart)."""
+    from training.explain import share_text
+
+    if model.kind == "tweedie":
+        factor = float(model.level_factor_)
+        level = f" x {factor:.4g} (the level factor)" if factor != 1.0 else ""
+        return (f"Bars are contributions on the model's raw scale, the log of the amount, where they add up "
+                f"exactly: baseline {base_raw:.3f} + contributions = raw score {raw_score:.3f}. The amount is "
+                f"e^raw{level}: baseline {base:,.2f}, score {score:,.2f}. A bar of +x multiplies the amount by e^x "
+                f"(+0.693 doubles it). The baseline is the model's output at its average raw score over the "
+                f"training rows, not the value of an average customer.")
+    calibrated = " after the model's calibration (a x raw + b)" if model.calibration_ is not None else ""
+    return (f"Bars are contributions on the model's raw scale, log-odds, where they add up exactly: baseline "
+            f"{base_raw:.3f} + contributions = raw score {raw_score:.3f}. The probability is 1 / (1 + e^-raw)"
+            f"{calibrated}: baseline {share_text(base)}, score {share_text(score)}. A bar of +x multiplies the "
+            f"odds by e^x (+0.693 doubles them); near 0% or 100% even a long bar moves the probability little. "
+            f"The baseline is the model's output at its average raw score over the training rows, not the risk "
+            f"of an average customer.")
+
+
+def _reasons(rows: list[dict[str, Any]], model_name: str | None = None, score: float | None = None) -> list[Reason]:
+    from training.explain import effect_words
+
+    out = []
+    for r in sorted(rows, key=lambda r: r["rank"]):
+        effect = plain(r.get("effect"))
+        words = (effect_words(model_name, float(r["contribution"]), float(score), float(effect))
+                 if model_name is not None and score is not None and effect is not None else None)
+        out.append(Reason(rank=int(r["rank"]), feature=str(r["feature"]), feature_value=plain(r.get("feature_value")),
+                          contribution=float(r["contribution"]), scale=plain(r.get("scale")), effect=effect,
+                          effect_text=words, text=str(r["text"])))
+    return out
 
 
 def _explained(models: _Models, name: str, version: str | None, score: float,
@@ -923,18 +977,22 @@ def _explained(models: _Models, name: str, version: str | None, score: float,
 
     if isinstance(reasons, pd.DataFrame):
         reasons = reasons.to_dict("records")
-    steps, base = None, None
+    steps, base, raw = None, None, {}
     if version is not None and score is not None:
         try:
             model = model if model is not None else models.get(name, version)
-            drawn = waterfall(model, models.base_raw(name, version, model), float(score), reasons)
+            base_raw = models.base_raw(name, version, model)
+            drawn = waterfall(model, base_raw, float(score), reasons)
             if drawn is not None:
                 base, steps = drawn
+                raw = {"base_raw": base_raw, "raw_score": steps[-1].raw_end,
+                       "scale": "log" if model.kind == "tweedie" else "log-odds",
+                       "scale_note": scale_note(model, base_raw, steps[-1].raw_end, base, float(score))}
         except RegistryError:
             pass
     card = f"/models/{name}/card" + (f"?version={version}" if version is not None else "")
-    return ModelExplanation(model=name, version=version, score=float(score), base_value=base,
-                            reasons=_reasons(reasons), waterfall=steps, card_url=card)
+    return ModelExplanation(model=name, version=version, score=float(score), base_value=base, **raw,
+                            reasons=_reasons(reasons, name, score), waterfall=steps, card_url=card)
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -1028,6 +1086,17 @@ def create_app(cfg: Config, token_file: Path) -> FastAPI:
     def _json(answer: BaseModel) -> Response:
         """An answer serialised once (FastAPI would validate the model a second time)."""
         return Response(answer.model_dump_json(), media_type="application/json")
+
+    @route("get", "/customers", audit, response_model=CustomerMatches, tags=["customers"])
+    def customer_search(prefix: Annotated[str, Query(min_length=1, max_length=200,
+                                                     description="The start of a customer id (case-insensitive).")],
+                        limit: Annotated[int, Query(ge=1, le=100)] = 20) -> CustomerMatches:
+        """Customer ids of the current run that start with `prefix` (for the page's search box), sorted."""
+        held = current.get()
+        ids = held.scores.column("customer_id").cast("string")
+        hits = pc.filter(ids, pc.starts_with(pc.utf8_lower(ids), prefix.lower()))
+        found = sorted(hits.to_pylist())
+        return CustomerMatches(run_id=held.run_id, prefix=prefix, customers=found[:limit], more=len(found) > limit)
 
     @route("get", "/customers/{customer_id}", audit, response_model=CustomerDetail, tags=["customers"])
     async def customer(customer_id: CUSTOMER_ID) -> Response:

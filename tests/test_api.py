@@ -569,3 +569,48 @@ def test_monitoring_roles_in_the_docs(client) -> None:
         op = spec["paths"][path]["get"]
         assert set(op["x-roles"]) == {"auditor", "admin"} and op["security"] == [{"token": []}], path
         assert "404" in op["responses"], path
+
+
+# -- what auditors see (issue 15) ----------------------------------------------------------------
+
+def test_waterfall_adds_up_on_the_raw_scale_and_says_so(world, client, ids) -> None:
+    """Bars on the page are raw contributions: baseline + contributions = raw score, each step a chain."""
+    from serving.registry import champions
+    from training.explain import effect_words
+    from training.models import transform_raw
+
+    body = client.get(f"/customers/{ids['customer']}", headers=auth(world, "auditor")).json()
+    loaded = champions(world["cfg"])
+    for m in body["models"]:
+        model = loaded[m["model"]][0]
+        steps = m["waterfall"]
+        assert m["scale"] == ("log" if m["model"] == "value" else "log-odds")
+        assert steps[0]["raw_start"] == m["base_raw"] and steps[-1]["raw_end"] == m["raw_score"]
+        for a, b in itertools.pairwise(steps):
+            assert a["raw_end"] == b["raw_start"]
+        for step in steps:
+            assert step["raw_end"] - step["raw_start"] == pytest.approx(step["contribution"], abs=1e-12)
+        assert m["base_raw"] + sum(s["contribution"] for s in steps) == pytest.approx(m["raw_score"], abs=1e-9)
+        out = transform_raw(model.kind, np.array([m["base_raw"], m["raw_score"]]), model.calibration_,
+                            model.level_factor_)
+        assert out[0] == pytest.approx(m["base_value"], rel=1e-12) and out[1] == pytest.approx(m["score"], rel=1e-9)
+        assert f"baseline {m['base_raw']:.3f} + contributions = raw score {m['raw_score']:.3f}" in m["scale_note"]
+        assert "not the " in m["scale_note"] and "average customer" in m["scale_note"]
+        for r in m["reasons"]:  # the words `propensity explain customer` prints
+            assert r["effect_text"] == effect_words(m["model"], r["contribution"], m["score"], r["effect"])
+
+
+def test_customer_search_is_a_case_insensitive_prefix_match(world, client, ids) -> None:
+    every = read(world, "select customer_id from current_customer_scores order by customer_id")["customer_id"].tolist()
+    prefix = ids["customer"][:-1]
+    expected = [c for c in every if c.lower().startswith(prefix.lower())]
+    assert 1 < len(expected) <= 20
+    got = client.get("/customers", params={"prefix": prefix.lower()}, headers=auth(world, "auditor"))
+    assert got.status_code == 200, got.text
+    assert got.json() == {"run_id": world["run_id"], "prefix": prefix.lower(), "customers": expected, "more": False}
+    few = client.get("/customers", params={"prefix": prefix, "limit": 1}, headers=auth(world, "admin")).json()
+    assert few["customers"] == expected[:1] and few["more"] is True
+    none = client.get("/customers", params={"prefix": "no-such-"}, headers=auth(world, "auditor")).json()
+    assert none["customers"] == [] and none["more"] is False
+    assert client.get("/customers", params={"prefix": prefix}, headers=auth(world, "marketer")).status_code == 403
+    assert client.get("/customers", params={"prefix": ""}, headers=auth(world, "auditor")).status_code == 422
