@@ -494,6 +494,56 @@ def _conform_column(
     return values, missing, [(why, mask.fillna(False).astype(bool)) for why, mask in problems]
 
 
+def _with_products(
+    raw: pd.DataFrame, table: Table, mapping: Mapping[str, str], source: str
+) -> pd.DataFrame:
+    """`raw` plus a column for each mapping that multiplies source columns (amount=Quantity*UnitPrice).
+
+    The new column is named as the mapping reads it and holds the product where every factor is
+    a number, nothing where a factor is empty, and the factors' text ('x*2.5') where one is not
+    a number, so the number check rejects that row (or refuses the file) as for any column. A
+    mapped name that is a column of the file is that column, even with a `*` in it.
+
+    Raises:
+        ImportRefused: a product for a column that is not a number, or a factor the file lacks.
+    """
+    products = {c: src for c, src in mapping.items() if "*" in src and src not in raw.columns}
+    if not products:
+        return raw
+    kinds = {col.name: col.kind for col in table.columns}
+    added: dict[str, pd.Series] = {}
+    for canonical, expr in products.items():
+        factors = [f.strip() for f in expr.split("*")]
+        where = f"--map {canonical}={_short(expr, 40)}"
+        if kinds.get(canonical) not in ("number", "integer"):
+            raise ImportRefused(
+                f"{source}: {where}: only a number column can be a product of columns; "
+                f"{table.name}.{_short(canonical, 40)} is not one"
+            )
+        if len(factors) < 2 or not all(factors):
+            raise ImportRefused(f"{source}: {where}: write a product as COLUMN*COLUMN, e.g. amount=Quantity*UnitPrice")
+        for f in factors:
+            if f not in raw.columns:
+                raise ImportRefused(
+                    f"{source}: {where}: the file has no column {_short(f, 40)!r} (it has: {_names(list(raw.columns))})"
+                )
+        texts = [raw[f].astype("string").str.strip().mask(lambda t: t == "") for f in factors]
+        numbers = [_parse_number(raw[f]) for f in factors]
+        product = numbers[0].copy()
+        for n in numbers[1:]:
+            product = product * n
+        empty = np.logical_or.reduce([t.isna().to_numpy() for t in texts])
+        not_number = ~empty & np.logical_or.reduce([n.isna().to_numpy() for n in numbers])
+        out = product.astype(object).where(~empty, None)
+        if not_number.any():
+            joined = texts[0].fillna("")
+            for t in texts[1:]:
+                joined = joined + "*" + t.fillna("")
+            out[not_number] = joined[not_number].astype(object)
+        added[expr] = out
+    return raw.assign(**added)
+
+
 def _resolve_mapping(
     table: Table, source_columns: list[str], mapping: Mapping[str, str], source: str
 ) -> dict[str, str]:
@@ -560,6 +610,8 @@ def conform(
         Accepted rows in canonical form and rejected rows as read, with reasons.
     """
     mapping = dict(mapping or {})
+    source_rows = raw  # as read: what rejected rows and duplicates are judged on
+    raw = _with_products(raw, table, mapping, source)
     cols = _resolve_mapping(table, list(raw.columns), mapping, source)
     if extracted_at is None:
         extracted_at = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -612,7 +664,7 @@ def conform(
         if name in out:
             flag(out[name] > pd.Timestamp(extracted_at), f"{name} after file end")
 
-    key = duplicate_key if duplicate_key is not None else raw
+    key = duplicate_key if duplicate_key is not None else source_rows
     flag(key.duplicated(keep="first"), "exact duplicate")
 
     accepted_mask = reason.isna().to_numpy()
@@ -630,7 +682,7 @@ def conform(
     accepted = frame.loc[accepted_mask].reset_index(drop=True)
     accepted = _finish_types(accepted, table)
     positions = np.flatnonzero(~accepted_mask)
-    rejected = _rejected_rows(raw, positions, reason.iloc[positions], source)
+    rejected = _rejected_rows(source_rows, positions, reason.iloc[positions], source)
     return Conformed(table, accepted, rejected, n, source, accepted_positions=np.flatnonzero(accepted_mask))
 
 

@@ -76,7 +76,8 @@ def data_import(
     file: Annotated[Path, typer.Argument(help="A .csv or .parquet file.")],
     map_: Annotated[
         list[str] | None,
-        typer.Option("--map", "-m", metavar="CANONICAL=SOURCE", help="canonical=source column name; repeat for each column that differs (adds to \\[mapping.TABLE] of the config)."),
+        typer.Option("--map", "-m", metavar="CANONICAL=SOURCE", help="canonical=source column name; repeat for each column that differs (adds to \\[mapping.TABLE] of the config). "
+                 "A number column can be a product of source columns: --map amount=Quantity*UnitPrice."),
     ] = None,
     append: Annotated[bool, typer.Option(help="Add to the table instead of replacing it; rows already in the table are rejected.")] = False,
     allow_reimport: Annotated[

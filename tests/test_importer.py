@@ -188,3 +188,43 @@ def test_timestamp_format_flag_overrides_the_config(project: Path) -> None:
         res = cli("data", "import", "transactions", path, *cols, "--timestamp-format", fmt)
         assert res.exit_code == 1 and res.output.count("\n") == 1
         assert res.output.startswith(f"error: --timestamp-format {fmt!r}: {message}")
+
+
+RETAIL = """Invoice,Customer,Date,Quantity,UnitPrice,Kind
+o1,1,2024-01-02,3,2.50,a
+o2,2,2024-01-03,2,0.1,a
+o3,3,2024-01-04,x,4,a
+o4,4,2024-01-05,,4,a
+""" + "".join(f"p{i},{10 + i},2024-02-{1 + i:02d},1,{i}.5,b\n" for i in range(20))
+RETAIL_MAP = ["--map", "order_id=Invoice", "--map", "customer_id=Customer", "--map", "ts=Date",
+              "--map", "category=Kind"]
+
+
+def test_amount_as_quantity_times_unit_price(project: Path) -> None:
+    path = str(write(project, "r.csv", RETAIL))
+    res = cli("data", "import", "transactions", path, *RETAIL_MAP, "--map", "amount=Quantity*UnitPrice")
+    assert res.exit_code == 0, res.output
+    tables = snapshot(project)
+    amounts = dict(zip(tables["transactions"]["order_id"], tables["transactions"]["amount"]))
+    assert amounts["o1"] == 7.5 and amounts["o2"] == pytest.approx(0.2) and amounts["p3"] == 3.5
+    assert len(amounts) == 22
+    # a factor that is not a number rejects the row as a bad amount; an empty one leaves the amount missing
+    rej = tables["rejected_transactions"]
+    assert dict(zip(rej["Invoice"], rej["reject_reason"])) == {"o3": "bad amount", "o4": "missing amount"}
+    assert "Quantity*UnitPrice" not in rej.columns  # the rows as read
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ("amount=Qty*UnitPrice", "r.csv: --map amount=Qty*UnitPrice: the file has no column 'Qty' (it has: Invoice, "),
+    ("amount=Quantity*", "r.csv: --map amount=Quantity*: write a product as COLUMN*COLUMN, e.g. amount=Quantity*UnitPrice"),
+    ("category=Quantity*UnitPrice", "r.csv: --map category=Quantity*UnitPrice: only a number column can be a "
+                                    "product of columns; transactions.category is not one"),
+    ("amount=Kind*UnitPrice", "r.csv: 24 of 24 values in column 'Kind*UnitPrice' (transactions.amount) are not "
+                              "numbers, e.g. 'a*2.50'"),
+])
+def test_products_of_columns_are_checked_in_one_line(project: Path, mapping: str, message: str) -> None:
+    path = str(write(project, "r.csv", RETAIL))
+    maps = RETAIL_MAP[:-2] if mapping.startswith("category") else RETAIL_MAP  # category is mapped last
+    res = cli("data", "import", "transactions", path, *maps, "--map", mapping)
+    assert res.exit_code == 1 and res.output.count("\n") == 1
+    assert res.output.startswith("error: " + message), res.output
