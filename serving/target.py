@@ -40,7 +40,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -508,10 +510,22 @@ def gain_curve(score_in_rank_order: np.ndarray, points: int = 101, measure: str 
                          "cumulative_profit_random": shares * cum[-1], "measure": measure})
 
 
+def list_slug(campaign: str, width: int = 40) -> str:
+    """The campaign name as it starts a list id and CSV file name: lowercase a-z, 0-9, - and _ only.
+
+    Accents are dropped and runs of anything else become one `-` ("Spring Sale 2025!" ->
+    "spring-sale-2025", "Ärger" -> "arger"); a name with nothing usable is "list". Cut to
+    `width` characters, so ids stay short in URLs and file names.
+    """
+    ascii_name = unicodedata.normalize("NFKD", campaign).encode("ascii", "ignore").decode()  # Ä -> A
+    slug = re.sub(r"[^a-z0-9_]+", "-", ascii_name.lower()).strip("-_")
+    return slug[:width].rstrip("-_") or "list"
+
+
 def save_target_list(warehouse: Warehouse, target: TargetList, csv_dir: Path | None = None) -> str:
     """Append the list to `target_lists` (one transaction) and, when asked, write it as CSV; returns its id."""
     created = datetime.now(UTC).replace(tzinfo=None)
-    list_id = f"{target.campaign}-{created:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"  # unique per save
+    list_id = f"{list_slug(target.campaign)}-{created:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"  # unique per save
     rows = target.frame.assign(list_id=list_id, campaign=target.campaign,
                                campaign_kind=target.summary["campaign_kind"], run_id=target.summary["run_id"],
                                created_at=created, method=target.method)

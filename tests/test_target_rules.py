@@ -6,6 +6,7 @@ warehouse (the end-to-end path is tests/test_target.py and tests/test_target_pub
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -269,3 +270,30 @@ def test_gain_curve_names_its_measure() -> None:
     g = gain_curve(np.array([5.0, 3.0, -1.0, -3.0]), points=5)
     assert g["cumulative_profit"].tolist() == [0.0, 5.0, 8.0, 7.0, 4.0] and set(g["measure"]) == {"profit"}
     assert set(gain_curve(np.array([1.0]), measure="churn risk")["measure"]) == {"churn risk"}
+
+
+@pytest.mark.parametrize("campaign, slug", [
+    ("winback", "winback"),
+    ("Spring Sale 2025!", "spring-sale-2025"),
+    ("c_1 / email", "c_1-email"),
+    ("@SUM(1+1)", "sum-1-1"),
+    ("Ärger über Preise", "arger-uber-preise"),
+    ("  ", "list"),
+    ("???", "list"),
+    ("x" * 50 + " y", "x" * 40),
+    ("a" * 39 + " b", "a" * 39),
+])
+def test_list_ids_and_file_names_are_slugs(campaign: str, slug: str) -> None:
+    from serving.target import list_slug
+
+    assert list_slug(campaign) == slug
+
+
+def test_saved_list_id_is_file_and_url_safe(sales_only) -> None:
+    wh = sales_only["wh"]
+    t = build_target_list(wh, sales_only["cfg"], "Spring Sale / VIP", top=5, control=0.0)
+    list_id = save_target_list(wh, t, csv_dir=sales_only["folder"] / "slug-targets")
+    assert re.fullmatch(r"spring-sale-vip-\d{14}-[0-9a-f]{6}", list_id)
+    assert (sales_only["folder"] / "slug-targets" / f"{list_id}.csv").exists()
+    stored = wh.query("select distinct campaign, list_id from target_lists where list_id = ?", [list_id])
+    assert stored.values.tolist() == [["Spring Sale / VIP", list_id]]  # the name itself is kept
