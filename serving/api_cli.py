@@ -38,8 +38,8 @@ def _token_file(config: Path | None, token_file: Path | None) -> Path:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(metavar="HOST", help="Address to listen on (default: host of the api section, else 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: port of the api section, else 8000).")] = None,
+    host: Annotated[str | None, typer.Option(metavar="HOST", help="Address to listen on (default: \\[api] host in propensity.toml, else 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: \\[api] port in propensity.toml, else 8000).")] = None,
     token_file: TokenFileOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -48,15 +48,20 @@ def serve(
     Every call but /health and the page needs a token from `propensity tokens create`.
     API docs: http://HOST:PORT/docs. Stop with Ctrl+C.
     """
+    cfg = load_config(config)
+    host = host or cfg.api.host
+    port = port or cfg.api.port
+    busy = port_problem(host, port)  # before saying "serving on": a taken port is the user's to change
+    if busy:
+        raise ConfigError(f"{busy}; choose another with --port (or [api] port in propensity.toml), "
+                          "or stop what is using it")
+
     import uvicorn
 
     from serving.api import api_settings, create_app, token_file_path
 
-    cfg = load_config(config)
     settings = api_settings(cfg)
     path = token_file if token_file is not None else token_file_path(settings, config)
-    host = host or settings.host
-    port = port or settings.port
     from serving.tokens import TokenStore
 
     if not TokenStore(path).list():
@@ -68,6 +73,30 @@ def serve(
 
     # The access log never shows a token: RedactSecrets is on uvicorn's handlers (serving/security.py).
     uvicorn.run(create_app(cfg, path), host=host, port=port, log_level="info", log_config=uvicorn_log_config())
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (in use, not an address here), or None when it can.
+
+    Binds a throw-away socket as uvicorn will (SO_REUSEADDR, so a port only in TIME_WAIT is free).
+    """
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return f"cannot listen on {host!r}: {e.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use"
+            return f"cannot listen on {host} port {port}: {e.strerror}"
+    return None
 
 
 def create_token(

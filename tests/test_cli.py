@@ -163,3 +163,22 @@ def test_runs_table_has_a_header_and_aligned_columns() -> None:
         "20250401-abc        2  2025-04-01  running    v3     -         v2             -  2025-04-02 10:00:00     -",
         "20250301-x          1  2025-03-01  succeeded  v1     v1        v1        12,345  2025-03-02 09:00:00   65s",
     ]
+
+
+def test_serve_on_a_busy_port_says_so_before_serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        res = runner.invoke(app, ["serve", "--host", "127.0.0.1", "--port", str(port)])
+    assert res.exit_code == 1 and "serving" not in res.output
+    assert res.output == (f"error: port {port} on 127.0.0.1 is already in use; choose another with --port "
+                          "(or [api] port in propensity.toml), or stop what is using it\n")
+    # the same check, free again once the socket is closed
+    from serving.api_cli import port_problem
+
+    assert port_problem("127.0.0.1", port) is None
+    assert port_problem("no-such-host.invalid", port).startswith("cannot listen on 'no-such-host.invalid': ")
