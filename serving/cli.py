@@ -185,6 +185,36 @@ def runs_table(frame) -> list[str]:
             for row in rows]
 
 
+def check_customer(wh, customer_id: str, *, run: str | None = None, as_of=None) -> None:
+    """Refuse, in one line, a customer the run did not score (with `run`) or with no transaction before `as_of`.
+
+    Raises:
+        WarehouseError: no such published run.
+        UnknownCustomer: the customer is not there; the message shows an id that is.
+    """
+    from serving import sink
+    from training.customer_reasons import UnknownCustomer
+
+    if run is not None:
+        sink.run_row(wh, run)  # the run itself first: "no scoring run 'X'"
+        where, params, place = "run_id = ?", [run], f"in run {run}"
+        table, fix = sink.SCORES, "check the id"
+    else:
+        if not wh.has("transactions"):
+            return  # nothing to look in: the feature build says what is missing
+        where, params, place = "ts < ?", [as_of], f"with transactions before {as_of}"
+        table, fix = "transactions", "check the id or choose a later --as-of"
+    found = wh.native_query(f"select count(*) as n from {table} where {where} and customer_id = ?",
+                            [*params, customer_id])["n"][0]
+    if found:
+        return
+    known = wh.native_query(f"select count(distinct customer_id) as n, min(customer_id) as example "
+                            f"from {table} where {where}", params).iloc[0]
+    n = int(known["n"])
+    have = f"{n:,} customer{'s' if n != 1 else ''}, e.g. {known['example']!r}" if n else "no customers"
+    raise UnknownCustomer(f"no customer {customer_id!r} {place} ({have}); {fix}")
+
+
 def explain_customer(
     customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID", help="The customer's id, as in the warehouse.")],
     as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="Date YYYY-MM-DD: explain with today's registered models on features as of this date.")] = None,
@@ -213,6 +243,7 @@ def explain_customer(
         from serving.lineage import explain_run_customer
 
         with Warehouse.of(cfg.warehouse, read_only=cfg.warehouse.url.startswith("duckdb"), on_wait=say) as wh:
+            check_customer(wh, customer_id, run=run)  # an unknown id is the problem to report, not the models
             result = explain_run_customer(wh, cfg, run, customer_id)
         typer.echo("\n".join(result.lines()))
         return
@@ -222,6 +253,8 @@ def explain_customer(
     from training.track import configure
 
     cutoff = parse_date(as_of, "--as-of")
+    with Warehouse.of(cfg.warehouse, read_only=True, on_wait=say) as wh:
+        check_customer(wh, customer_id, as_of=cutoff)
     configure(cfg.mlflow, cfg.training.experiment)
     from training.track import RegistryError
 

@@ -182,3 +182,36 @@ def test_serve_on_a_busy_port_says_so_before_serving(tmp_path: Path, monkeypatch
 
     assert port_problem("127.0.0.1", port) is None
     assert port_problem("no-such-host.invalid", port).startswith("cannot listen on 'no-such-host.invalid': ")
+
+
+@pytest.fixture
+def scored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A project whose warehouse holds one published run of C00000..C00999 (no models, no snapshot)."""
+    from features.load import Warehouse
+    from propensity.config import project_in
+    from tests.test_target_rules import _publish
+
+    monkeypatch.chdir(tmp_path)
+    cfg = project_in(tmp_path)
+    with Warehouse(cfg.warehouse.url) as wh:
+        _publish(wh, run_id="20250630-run")
+        wh.duck().execute("create table transactions as select * from (values ('C00001', timestamp '2025-01-02'), "
+                          "('C00002', timestamp '2025-08-01')) t(customer_id, ts)")
+    return tmp_path
+
+
+def test_explain_an_unknown_customer_names_the_customer(scored: Path) -> None:
+    res = runner.invoke(app, ["explain", "customer", "NOPE", "--run", "20250630-run"])
+    assert res.exit_code == 1
+    assert res.output == "error: no customer 'NOPE' in run 20250630-run (1,000 customers, e.g. 'C00000'); check the id\n"
+    res = runner.invoke(app, ["explain", "customer", "C00002", "--as-of", "2025-06-30"])
+    assert res.exit_code == 1
+    assert res.output == ("error: no customer 'C00002' with transactions before 2025-06-30 (1 customer, e.g. "
+                          "'C00001'); check the id or choose a later --as-of\n")
+    # a known customer gets past the check to what is really missing: here the run's snapshot, the models
+    res = runner.invoke(app, ["explain", "customer", "C00001", "--run", "20250630-run"])
+    assert res.exit_code == 1 and "feature snapshot of run 20250630-run is missing" in res.output
+    res = runner.invoke(app, ["explain", "customer", "C00001", "--as-of", "2025-06-30"])
+    assert res.exit_code == 1 and "no model has a @champion" in res.output
+    res = runner.invoke(app, ["explain", "customer", "NOPE", "--run", "19990101-gone"])
+    assert res.exit_code == 1 and res.output.startswith("error: no scoring run '19990101-gone' (published)")
