@@ -86,6 +86,15 @@ def tune(data: TrainingData, cfg: Config, trials: int, experiment_id: str, progr
     return dict(study.best_params)
 
 
+def scorer_metrics(result: TrainingResult, spearman: dict[str, dict[str, float]] | None) -> dict[str, dict[str, float]]:
+    """scorer (model and each baseline) -> its out-of-time metrics under one set of names, truth checks included."""
+    out = {scorer: dict(values) for scorer, values in result.metrics.items()}
+    for scorer, values in (spearman or {}).items():
+        for subset, value in values.items():
+            out.setdefault(scorer, {})[f"truth_spearman_{subset}"] = value
+    return out
+
+
 def artifacts(
     result: TrainingResult, spearman: dict[str, dict[str, float]] | None, commit: str, fingerprint: str
 ) -> dict[str, Any]:
@@ -102,6 +111,8 @@ def artifacts(
                                   "git_commit": commit},
         "cutoffs.json": {"train": [str(c) for c in data.train_cutoffs], "out_of_time": str(data.oot_cutoff)},
         "metrics_by_scorer.csv": result.table().reset_index(names="scorer"),
+        # the same table as an MLflow table: the run's artifact view shows it as one
+        "metrics_by_scorer.json": result.table().reset_index(names="scorer"),
     }
     if spearman is not None:
         out["truth_check.json"] = {"spearman_with_true_probability": spearman}
@@ -187,11 +198,12 @@ def train_and_log(
         tuned = tune(data, cfg, tune_trials, experiment_id, progress) if tune_trials else None
         result = train_model(data, cfg, tuned, progress)
         spearman = truth_spearman(result, truth)
-        metrics = result.flat_metrics()
         fingerprint = data.fingerprint()  # hashes every training row: once per model
-        for scorer, values in (spearman or {}).items():
-            for subset, value in values.items():
-                metrics[f"{scorer}.truth_spearman_{subset}"] = value
+        # The model run: `<scorer>.<metric>` for every scorer, the model's own also unprefixed;
+        # each baseline also gets a nested run with the unprefixed names.
+        by_scorer = scorer_metrics(result, spearman)
+        metrics = {**result.flat_metrics(), **{f"{s}.{k}": v for s, m in by_scorer.items() for k, v in m.items()},
+                   **by_scorer["model"]}
         tags = {
             "model": name, "git_commit": commit, "data_fingerprint": fingerprint,
             "oot_cutoff": str(data.oot_cutoff), "train_cutoffs": ",".join(str(c) for c in data.train_cutoffs),
@@ -205,7 +217,8 @@ def train_and_log(
         progress(f"{name}: logging the run and its model card, then registering it")
         # Registration is the last step: every file, the card included, is logged first.
         version = log_model_run(name, result.model, example, result.params, metrics, tags, files, experiment_id,
-                                late_artifacts=lambda run_id: {CARD_FILE: render_run_card(name, run_id)})
+                                late_artifacts=lambda run_id: {CARD_FILE: render_run_card(name, run_id)},
+                                baselines={k: v for k, v in by_scorer.items() if k != "model"})
         outcomes.append(Outcome(result, version, spearman, tuned))
     return outcomes
 

@@ -52,6 +52,16 @@ FAILED_TAG = "propensity.failed"  # why a run was marked FAILED by a later proce
 ARTIFACTS_TAG = "propensity.artifacts"  # JSON list of the files the version's run logged
 ARTIFACT_COUNT_TAG = "propensity.artifact_count"
 COMPLETE_TAG = "propensity.complete"  # "true", set last
+# What a run is, for the UI's run list and `search_runs`: a training run is "model"; each
+# baseline it was compared with is a nested run ("baseline") with the model's metric names.
+ROLE_TAG = "propensity.role"
+MODEL_TAG = "propensity.model"
+SCORER_TAG = "propensity.scorer"
+# The experiment type MLflow 3's UI reads (an experiment without it may open in GenAI
+# mode); "custom_model_development" is its value for classic ML training (the UI's
+# ExperimentKind enum; also named in mlflow/assistant/skills/mlflow-onboarding/SKILL.md).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+ML_EXPERIMENT_KIND = "custom_model_development"
 CARD_FILE = "model_card.html"
 MODELS_WITH_CARDS = ("churn", "response", "value")
 
@@ -95,6 +105,8 @@ def configure(cfg: MlflowConfig, experiment: str, recover: bool = True) -> str:
 
     The first call of a process for a store also marks runs abandoned by dead processes
     of this host as FAILED (`recover_abandoned_runs`) and writes its one line to stderr.
+    The experiment is typed for ML training (`mlflow.experimentKind`), also when an
+    older version of this code created it untyped.
     """
     uri = _use_store(cfg)
     if recover and uri not in _RECOVERED:
@@ -105,10 +117,13 @@ def configure(cfg: MlflowConfig, experiment: str, recover: bool = True) -> str:
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(experiment)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != ML_EXPERIMENT_KIND:
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, ML_EXPERIMENT_KIND)
         return exp.experiment_id
     location = Path(cfg.artifact_location).resolve()
     location.mkdir(parents=True, exist_ok=True)
-    return client.create_experiment(experiment, artifact_location=location.as_uri())
+    return client.create_experiment(experiment, artifact_location=location.as_uri(),
+                                    tags={EXPERIMENT_KIND_TAG: ML_EXPERIMENT_KIND})
 
 
 def git_commit() -> str:
@@ -163,6 +178,7 @@ def log_model_run(
     experiment_id: str,
     parent_run_id: str | None = None,
     late_artifacts: Callable[[str], dict[str, Any]] | None = None,
+    baselines: dict[str, dict[str, float]] | None = None,
 ) -> LoggedVersion:
     """Log one training run: parameters, metrics, the pyfunc model, artifacts; then register it.
 
@@ -175,11 +191,14 @@ def log_model_run(
         model: the fitted model.
         example: a few rows of model input (numbers as float, categories as text).
         params, metrics, tags: logged as they are.
-        artifacts: file name -> matplotlib Figure, DataFrame (CSV), dict/list (JSON) or text.
+        artifacts: file name -> matplotlib Figure, DataFrame (CSV; an MLflow table when
+            the name ends in .json), dict/list (JSON) or text.
         experiment_id: from `configure`.
         parent_run_id: nest the run under this one.
         late_artifacts: called with the run id once everything else is logged, for files
             made from the logged run (the model card); their names join the manifest.
+        baselines: scorer -> its metrics under the model's metric names; each becomes a
+            nested run of this one (see `log_baseline_runs`).
 
     Returns:
         The registered version; alias `challenger` now points at it.
@@ -189,8 +208,9 @@ def log_model_run(
         run_id = run.info.run_id
         failpoint("train:run-started")
         mlflow.log_params(params)
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
-        mlflow.set_tags(tags)
+        mlflow.log_metrics(_finite(metrics))
+        mlflow.set_tags({**tags, ROLE_TAG: "model", MODEL_TAG: name})
+        log_baseline_runs(experiment_id, run_id, name, baselines or {}, tags)
         with tempfile.TemporaryDirectory() as tmp:
             booster, meta = os.path.join(tmp, "booster.txt"), os.path.join(tmp, "meta.json")
             model.save(booster, meta)
@@ -212,6 +232,34 @@ def log_model_run(
     version = register_version(name, info.model_uri, run_id, tags, [*artifacts, *late],
                                description=f"propensity {name} model")
     return LoggedVersion(name, version, run_id)
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+
+
+def log_baseline_runs(experiment_id: str, parent_run_id: str, name: str, baselines: dict[str, dict[str, float]],
+                      tags: dict[str, str]) -> list[str]:
+    """Each baseline scorer as a nested run of the model's run ("baseline: <scorer>"); returns their run ids.
+
+    Their metrics carry the model run's names (auc, pr_auc, ...), so the UI's "compare
+    runs" lines a model up with its baselines column by column. Each run starts and ends
+    FINISHED inside the parent (with this process's tags, like every run): a process
+    killed later leaves at most the parent RUNNING, for `recover_abandoned_runs`.
+    """
+    mlflow = _mlflow()
+    if baselines:  # the run page's description: where the comparison is
+        mlflow.set_tag("mlflow.note.content",
+                       f"{name} model. Its baselines ({', '.join(baselines)}) are the nested runs 'baseline: ...' "
+                       "under this one, with the same metric names: select them with this run and Compare. "
+                       "Every scorer in one table: metrics_by_scorer.json (or .csv) among the artifacts.")
+    ids = []
+    for scorer, values in baselines.items():
+        with tracked_run(experiment_id, f"baseline: {scorer}", parent_run_id) as run:
+            mlflow.set_tags({**tags, ROLE_TAG: "baseline", MODEL_TAG: name, SCORER_TAG: scorer})
+            mlflow.log_metrics(_finite(values))
+            ids.append(run.info.run_id)
+    return ids
 
 
 def log_files(artifacts: dict[str, Any]) -> None:
@@ -277,6 +325,9 @@ def _log_artifact(folder: Path, fname: str, obj: Any) -> None:
     path = folder / fname
     if hasattr(obj, "savefig"):
         obj.savefig(path, dpi=110, bbox_inches="tight")
+    elif isinstance(obj, pd.DataFrame) and fname.endswith(".json"):
+        mlflow.log_table(data=obj, artifact_file=fname)  # an MLflow table: shown as one, comparable across runs
+        return
     elif isinstance(obj, pd.DataFrame):
         obj.to_csv(path, index=False)
     elif isinstance(obj, (dict, list)):
