@@ -97,6 +97,8 @@ def gain_curve(y_true: ArrayLike, score: ArrayLike, points: int = 101) -> pd.Dat
 
     Returns:
         Columns share_targeted and share_captured; starts at (0, 0), ends at (1, 1).
+        `attrs["captured"]` says what is captured: "positives" for 0/1 outcomes, else
+        "value" (the gain chart's axis label follows it).
     """
     if points < 2:
         raise ValueError("points must be at least 2 (the curve's two ends)")
@@ -106,7 +108,9 @@ def gain_curve(y_true: ArrayLike, score: ArrayLike, points: int = 101) -> pd.Dat
         raise ValueError("y_true sums to zero or less; a gain curve needs positives")
     shares = np.linspace(0.0, 1.0, points)
     captured = _cumulative_by_score(y, s, shares * y.size) / total
-    return pd.DataFrame({"share_targeted": shares, "share_captured": captured})
+    curve = pd.DataFrame({"share_targeted": shares, "share_captured": captured})
+    curve.attrs["captured"] = "positives" if np.isin(y, (0.0, 1.0)).all() else "value"
+    return curve
 
 
 def reliability_curve(y_true: ArrayLike, p: ArrayLike, bins: int = CALIBRATION_BINS) -> pd.DataFrame:
@@ -251,23 +255,33 @@ def value_deciles(y_true: ArrayLike, pred: ArrayLike) -> pd.DataFrame:
     )
 
 
-def plot_gain(curves: Mapping[str, pd.DataFrame], title: str) -> Figure:
+GAIN_AXIS = {"positives": "share of positives captured", "value": "share of total value captured"}
+
+
+def plot_gain(curves: Mapping[str, pd.DataFrame], title: str, captured: str | None = None) -> Figure:
     """Gain chart: one line per model (from `gain_curve`) and the random-targeting diagonal.
 
     Args:
         curves: label -> frame with share_targeted and share_captured.
         title: the chart title.
+        captured: "positives" or "value", for the y-axis label; None reads it from the
+            curves (`gain_curve` records it), positives when they do not say.
 
     Returns:
         The figure (not shown, not saved).
     """
+    if captured is None:
+        kinds = {c.attrs.get("captured") for c in curves.values()}
+        captured = "value" if "value" in kinds else "positives"
+    if captured not in GAIN_AXIS:
+        raise ValueError(f"captured must be 'positives' or 'value', not {captured!r}")
     fig = Figure(figsize=(6, 5))
     ax = fig.subplots()
     for label, curve in curves.items():
         ax.plot(curve["share_targeted"], curve["share_captured"], label=label)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="share targeted (highest score first)",
-           ylabel="share of positives captured", title=title)
+           ylabel=GAIN_AXIS[captured], title=title)
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     return fig
