@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 import shutil
 import subprocess
@@ -26,8 +27,10 @@ from training.evaluate import (
 from training.model_card import (
     SECTIONS,
     CardInputs,
+    band_lower_bound,
     default_limitations,
     figure_png,
+    order_bands,
     performance_tables,
     redact_url,
     render_model_card,
@@ -261,6 +264,122 @@ def test_card_sections_say_why_they_are_empty():
     assert "Not applicable: the value model predicts spend" in page
     assert "No promotion record" in page
     assert "<img" not in page
+
+
+def _section(page: str, title: str) -> str:
+    """The HTML between a section's <h2> and the end of that section."""
+    start = page.index(f'<h2 id="{section_id(title)}">')
+    return page[start:page.index("</section>", start)]
+
+
+# What a training run logs for churn (training.cards.explanation_artifacts): ece_tune_* keys.
+LOGGED_CALIBRATION = {"calibrated": True, "platt": [1.0034, 0.1289], "ece_tune_before": 0.0312,
+                      "ece_tune_after": 0.0047, "ece_test": 0.0051}
+
+
+def test_churn_calibration_shows_the_logged_numbers_not_dashes():
+    metrics = pd.DataFrame({"auc": [0.78, 0.75], "ece": [0.0051, 0.02], "ece_tune_before_calibration": [0.0312, None],
+                            "ece_tune_after_calibration": [0.0047, None]}, index=["model", "rfm_score"])
+    card = _card(calibration=LOGGED_CALIBRATION, metrics=metrics)
+    calibration = _section(render_model_card(card), "Calibration")
+    assert "expected calibration error 0.0312 before, 0.0047 after" in calibration
+    assert "Platt coefficients (slope, intercept)</th><td>1.0034, 0.1289" in calibration
+    assert "Expected calibration error, test half</th><td>0.0051" in calibration
+    assert "—" not in calibration
+    limits = default_limitations("churn", oot_cutoff="x", train_cutoffs=["a"], test_rows=5000,
+                                 data_origin="own", calibration=LOGGED_CALIBRATION)
+    assert any("(ECE 0.0312 before, 0.0047 after)" in x for x in limits)
+    # The tune-half diagnostics are model-only: not columns of the baseline table.
+    performance = _section(render_model_card(card), "Performance against baselines")
+    assert "ece_<wbr>tune" not in performance and "ece_tune" not in performance
+
+
+def _value_card(**overrides) -> CardInputs:
+    by_segment = segment_performance(VALUE, VALUE_P, "label_value", "value", "rfmw_segment", min_rows=3)
+    metrics = pd.DataFrame(
+        {"gini_norm": [0.41, 0.38], "rmse": [12.5, 13.1], "value_level_ratio_tune": [1.0062, None],
+         "value_level_se_tune": [0.0297, None], "value_level_factor": [1.0060, None]},
+        index=["model", "ridge_rfmw"],
+    )
+    params = {"objective": "tweedie", "tweedie_variance_power": "1.3", "value_level_correction": "True",
+              "value_level_factor": "1.0060", "calibrated": "False", "learning_rate": "0.05"}
+    fields = dict(name="value", metrics=metrics, params=params, by_segment=by_segment, by_band={},
+                  calibration={"calibrated": False, "platt": None, "ece_tune_before": float("nan"),
+                               "ece_tune_after": float("nan"), "ece_test": None},
+                  figures={})
+    fields.update(overrides)
+    return _card(**fields)
+
+
+def test_value_card_calibration_section_holds_the_level_check():
+    page = render_model_card(_value_card())
+    calibration = _section(page, "Calibration")
+    assert "Calibration does not apply: the value model predicts spend, not a probability" in calibration
+    assert "1.0062 (standard error 0.0297)" in calibration
+    assert "1.0060 (level correction on)" in calibration
+    # Test half, VALUE: mean predicted 22/6 = 3.67, mean actual 21/6 = 3.50, ratio 21/22 = 0.9545.
+    assert "mean predicted spend</th><td>3.67" in calibration
+    assert "mean actual spend</th><td>3.50" in calibration
+    assert "actual / predicted</th><td>0.9545" in calibration
+    assert "—" not in calibration and "recalibrated" not in calibration
+    assert "value_level" not in _section(page, "Performance against baselines")
+
+
+def test_gain_axis_says_what_is_captured():
+    rng = np.random.default_rng(3)
+    spend = rng.gamma(2.0, 50.0, 200)
+    value = plot_gain({"model": gain_curve(spend, spend * rng.uniform(0.5, 1.5, 200))}, "value")
+    assert value.axes[0].get_ylabel() == "share of total value captured"
+    churn = plot_gain({"model": gain_curve(BINARY["label_churn"], BINARY_P)}, "churn")
+    assert churn.axes[0].get_ylabel() == "share of positives captured"
+    assert plot_gain({"m": gain_curve([1, 0], [0.4, 0.2])}, "t", captured="value").axes[0].get_ylabel() \
+        == "share of total value captured"
+    with pytest.raises(ValueError, match="captured"):
+        plot_gain({"m": gain_curve([1, 0], [0.4, 0.2])}, "t", captured="spend")
+
+
+@pytest.mark.parametrize(("labels", "ordered"), [
+    (["25-34", "65+", "18-24", "35-44"], ["18-24", "25-34", "35-44", "65+"]),
+    (["20-40k", "100k+", "0-20k", "40-60k"], ["0-20k", "20-40k", "40-60k", "100k+"]),
+    (["15-24K", "250K+", "Under 15K", "100-124K"], ["Under 15K", "15-24K", "100-124K", "250K+"]),
+    (["1950s", "before 1940", "1940s"], ["before 1940", "1940s", "1950s"]),
+    (["north", "south", "east"], ["north", "south", "east"]),  # not bands: largest first, as given
+    (["18-24", "unknown", "65+"], ["18-24", "unknown", "65+"]),  # one label is no band: as given
+])
+def test_order_bands_by_lower_bound(labels, ordered):
+    table = pd.DataFrame({"segment": [*labels, "(missing)", "all"], "rows": range(len(labels) + 2)})
+    assert list(order_bands(table)["segment"]) == [*ordered, "(missing)", "all"]
+
+
+def test_band_lower_bound():
+    assert band_lower_bound("18-24") == (18.0, 0.0)
+    assert band_lower_bound("65+") == (65.0, 0.0)
+    assert band_lower_bound("20-40k") == (20_000.0, 0.0)
+    assert band_lower_bound("<30") == (-math.inf, 30.0)
+    assert band_lower_bound("middle") is None
+
+
+def test_card_lists_age_bands_by_age():
+    # Counts: 65+ has 4 rows, 18-24 three, 25-34 two: largest first would be 65+, 18-24, 25-34.
+    banded = BINARY.assign(attr_age_band=["65+", "65+", "18-24", "65+", "25-34", "18-24", "65+", "25-34", "18-24"],
+                           attr_region=["n", "n", "n", "n", "n", "s", "s", "s", "e"])
+    tables = {c: segment_performance(banded, BINARY_P, "label_churn", "binary", c, 2)
+              for c in ("attr_age_band", "attr_region")}
+    assert list(tables["attr_age_band"]["segment"]) == ["65+", "18-24", "25-34", "all"]
+    band = _section(render_model_card(_card(by_band=tables)), "Performance by demographic band")
+    rows = re.findall(r'<th scope="row">([^<]*)</th>', band)
+    assert rows == ["18-24", "25-34", "65+", "all", "n", "s", "e", "all"]  # regions stay largest first
+
+
+def test_parameters_apply_to_the_objective():
+    params = {"objective": "binary", "learning_rate": 0.05, "tweedie_variance_power": 1.3, "calibrated": True}
+    features = _section(render_model_card(_card(params=params)), "Features")
+    assert "tweedie" not in features.replace("objective", "") and "calibrated" in features
+    features = _section(render_model_card(_card(params={k: v for k, v in params.items() if k != "objective"})),
+                        "Features")  # no objective logged: churn is binary
+    assert "tweedie_variance_power" not in features
+    value = _section(render_model_card(_value_card()), "Features")
+    assert "tweedie_variance_power" in value and "value_level_factor" in value and "calibrated" not in value
 
 
 def test_card_refuses_non_png_figure():

@@ -128,10 +128,12 @@ def _inputs(name: str, run_id: str, version: str, aliases: list[str], created_ms
     params, metrics = run_data(run_id)
     with tempfile.TemporaryDirectory() as tmp:
         folder = download_run_artifacts(run_id, Path(tmp))
+        gain = ("Gain on the out-of-time test half: share of total value captured" if name == "value"
+                else "Gain on the out-of-time test half: share of positives captured")
         figures = {
             title: (folder / fname).read_bytes()
             for fname, title in [
-                ("gain.png", "Gain on the out-of-time test half"),
+                ("gain.png", gain),
                 ("calibration.png", "Reliability (calibration) on the out-of-time test half"),
                 ("value_deciles.png", "Predicted and actual value by decile"),
                 ("shap_importance.png", "Global importance: mean |SHAP|"),

@@ -53,6 +53,16 @@ FIGURE_SECTION_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Metrics where lower is better; every other metric column is "higher is better".
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "rmse"})
 
+# Parameters only one LightGBM objective uses: a card lists them only for that objective.
+OBJECTIVE_PARAMS: dict[str, frozenset[str]] = {
+    "binary": frozenset({"calibrated", "calibrate_above_ece"}),
+    "tweedie": frozenset({"tweedie_variance_power", "value_level_correction", "value_level_factor"}),
+}
+
+# Model-only diagnostics logged as metrics of the model row (the tune half's ECE, the
+# value level): shown under Calibration, not as columns of the baseline comparison.
+DIAGNOSTIC_PREFIXES: tuple[str, ...] = ("ece_tune_", "value_level_")
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SEGMENT_COLUMN = "rfmw_segment"
 BAND_PREFIX = "attr_"
@@ -227,7 +237,7 @@ def default_limitations(
         )
     if name in ("churn", "response"):
         cal = dict(calibration or {})
-        before, after = cal.get("ece_before"), cal.get("ece_after")
+        before, after = tune_ece(cal, "before"), tune_ece(cal, "after")
         if cal.get("calibrated"):
             out.append(
                 f"Probabilities were Platt-scaled on the tune half (ECE {_num(before)} before, "
@@ -278,6 +288,60 @@ def default_limitations(
             "could not be checked."
         )
     return out
+
+
+def tune_ece(calibration: Mapping[str, Any], when: str) -> Any:
+    """The tune half's ECE `when` ("before" or "after") Platt scaling, or None.
+
+    Training runs log it as `ece_tune_before` / `ece_tune_after`; hand-made inputs may
+    say `ece_before` / `ece_after`.
+    """
+    for key in (f"ece_tune_{when}", f"ece_{when}"):
+        value = calibration.get(key)
+        if not _is_missing(value):
+            return value
+    return None
+
+
+def band_lower_bound(label: str) -> tuple[float, float] | None:
+    """Sort key of an ordinal band ("18-24", "65+", "20-40k", "Under 15K", "1950s"), or None.
+
+    The band's lower bound; "under/below/before/less than/<" bands sort before every
+    other, by their upper number. A unit (k, m) after the last number applies to a first
+    number without one ("20-40k" starts at 20,000).
+    """
+    m = _BAND_START.match(label)
+    if m is None:
+        return None
+    below, number, unit = m.group("below"), m.group("number"), m.group("unit")
+    if not unit:
+        tail = _BAND_UNIT_TAIL.search(label)
+        unit = tail.group(1) if tail else ""
+    value = float(number.replace(",", "")) * {"": 1.0, "k": 1e3, "m": 1e6}[unit.lower()]
+    return (-math.inf, value) if below else (value, 0.0)
+
+
+_BAND_START = re.compile(
+    r"^\s*(?P<below>under|below|before|less than|<=?)?\s*[$€£]?\s*(?P<number>\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[km](?![a-z]))?",
+    re.IGNORECASE,
+)
+_BAND_UNIT_TAIL = re.compile(r"\d\s*([km])\s*\+?\s*$", re.IGNORECASE)
+
+
+def order_bands(table: pd.DataFrame) -> pd.DataFrame:
+    """A segment_performance table with ordinal bands in order of their lower bound.
+
+    Only when every group except "(missing)" is a numeric band (`band_lower_bound`);
+    other attributes keep the largest-first order. "(missing)" and then "all" stay last.
+    """
+    labels = [str(x) for x in table["segment"]]
+    groups = [x for x in labels if x not in ("all", MISSING_LABEL)]
+    keys = {x: band_lower_bound(x) for x in groups}
+    if len(groups) < 2 or any(k is None for k in keys.values()):
+        return table
+    tail = [x for x in (MISSING_LABEL, "all") if x in labels]
+    order = sorted(groups, key=lambda x: keys[x]) + tail
+    return table.set_index(table["segment"].astype(str)).loc[order].reset_index(drop=True)
 
 
 def _unscored_groups(table: pd.DataFrame | None, name: str) -> list[str]:
@@ -433,7 +497,9 @@ def _table(
     e = _e
     cols = list(frame.columns)
     head = ([f'<th scope="col">{e(index)}</th>'] if index is not None else [])
-    head += [f'<th scope="col" class="{"num" if _numeric(frame[c]) else ""}">{e(c)}</th>' for c in cols]
+    # Long snake_case names may break after an underscore (<wbr>) so wide tables fit the page.
+    head += [f'<th scope="col" class="{"num" if _numeric(frame[c]) else ""}">{e(c).replace("_", "_<wbr>")}</th>'
+             for c in cols]
     body = []
     # Column by column, not iterrows: a row Series would turn integer counts into floats.
     values = {c: frame[c].tolist() for c in cols}
@@ -520,15 +586,49 @@ def _features(card: CardInputs) -> str:
         return f'<div><h3>{_e(title)} ({len(names)})</h3><ul class="features">{items}</ul></div>'
 
     params = ""
-    if card.params:
-        params = "<h3>Parameters</h3>" + _kv([(str(k), _param(v)) for k, v in sorted(card.params.items())])
+    shown = _applicable_params(card)
+    if shown:
+        params = "<h3>Parameters</h3>" + _kv([(str(k), _param(v)) for k, v in sorted(shown.items())])
     return f'<div class="columns">{block("Numeric", n)}{block("Categorical", c)}</div>{params}'
+
+
+def objective(card: CardInputs) -> str:
+    """The LightGBM objective of the card's model: "binary" or "tweedie"."""
+    logged = str(card.params.get("objective", "")).strip().lower()
+    if logged in OBJECTIVE_PARAMS:
+        return logged
+    return "tweedie" if card.name == "value" else "binary"
+
+
+def _applicable_params(card: CardInputs) -> dict[str, Any]:
+    """The card's parameters without those of another objective (no Tweedie power on churn)."""
+    other = set().union(*(keys for obj, keys in OBJECTIVE_PARAMS.items() if obj != objective(card)))
+    return {k: v for k, v in card.params.items() if str(k) not in other}
+
+
+def _model_value(card: CardInputs, metric: str, param: str | None = None) -> float | None:
+    """A number logged for the model row (or, failing that, as parameter `param`)."""
+    m = card.metrics
+    candidates = []
+    if m is not None and metric in m.columns and "model" in m.index:
+        candidates.append(m.loc["model", metric])
+    if param is not None:
+        candidates.append(card.params.get(param))
+    for value in candidates:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(number):
+            return number
+    return None
 
 
 def _performance(card: CardInputs) -> str:
     m = card.metrics
     if m is None or m.empty:
         return _empty("No metrics were recorded for this version.")
+    m = m[[c for c in m.columns if not str(c).startswith(DIAGNOSTIC_PREFIXES)]]
     out = []
     primary = PRIMARY_METRIC.get(card.name)
     if primary in m.columns and "model" in m.index:
@@ -548,23 +648,83 @@ def _performance(card: CardInputs) -> str:
 
 
 def _calibration(card: CardInputs, has_figure: bool) -> str:
-    cal = card.calibration or {}
-    if not cal:
-        if card.name == "value":
-            return _empty("Not applicable: the value model predicts spend, not a probability; "
-                          "compare predicted and actual means by decile under Performance.")
-        return _empty("No calibration record for this version.") if not has_figure else ""
+    if objective(card) == "tweedie":
+        return _level_check(card)
+    cal = dict(card.calibration or {})
+    before, after = tune_ece(cal, "before"), tune_ece(cal, "after")
+    if before is None:
+        before = _model_value(card, "ece_tune_before_calibration")
+    if after is None:
+        after = _model_value(card, "ece_tune_after_calibration")
+    test = cal.get("ece_test")
+    if _is_missing(test):
+        test = _model_value(card, "ece")
+    if not cal and before is None and test is None:
+        return "" if has_figure else _empty("No calibration record for this version.")
     text = ""
-    if "calibrated" in cal:
-        before, after = cal.get("ece_before"), cal.get("ece_after")
-        if cal["calibrated"]:
-            text = (f"<p>Probabilities were recalibrated (Platt scaling on the tune half): expected "
-                    f"calibration error {_e(_num(before))} before, {_e(_num(after))} after.</p>")
-        else:
-            text = (f"<p>Probabilities were not recalibrated: the tune-half expected calibration error "
-                    f"({_e(_num(before))}) was under the threshold.</p>")
-    pairs = [(str(k), _num(v) if isinstance(v, numbers.Number) or _is_missing(v) else str(v)) for k, v in cal.items()]
-    return text + _kv(pairs)
+    if cal.get("calibrated") is True:
+        text = (f"<p>Probabilities were recalibrated (Platt scaling on the tune half): expected "
+                f"calibration error {_e(_num(before))} before, {_e(_num(after))} after.</p>")
+        if before is None or after is None:  # an old run without the tune-half numbers
+            text = "<p>Probabilities were recalibrated (Platt scaling on the tune half).</p>"
+    elif cal.get("calibrated") is False:
+        text = ("<p>Probabilities were not recalibrated: the tune-half expected calibration error"
+                + (f" ({_e(_num(before))})" if before is not None else "") + " was under the threshold.</p>")
+    platt = cal.get("platt")
+    pairs = [
+        ("Platt-scaled on the tune half", _num(cal["calibrated"]) if "calibrated" in cal else None),
+        ("Platt coefficients (slope, intercept)",
+         ", ".join(_num(float(x)) for x in platt) if isinstance(platt, (list, tuple)) and platt else None),
+        ("Expected calibration error, tune half, before", None if before is None else _num(before)),
+        ("Expected calibration error, tune half, after", None if after is None else _num(after)),
+        ("Expected calibration error, test half", None if _is_missing(test) else _num(test)),
+    ]
+    known = {"calibrated", "platt", "ece_tune_before", "ece_tune_after", "ece_before", "ece_after", "ece_test"}
+    pairs += [(str(k), _num(v) if isinstance(v, numbers.Number) else str(v))
+              for k, v in cal.items() if k not in known and not _is_missing(v)]
+    # Rows without a value are left out rather than shown as a dash.
+    return text + _kv([(k, v) for k, v in pairs if v is not None])
+
+
+def _level_check(card: CardInputs) -> str:
+    """The value model's counterpart of calibration: mean predicted against mean actual spend."""
+    intro = ("<p>Calibration does not apply: the value model predicts spend, not a probability. Its "
+             "counterpart is the level check: does mean predicted spend match mean actual spend?</p>")
+    ratio = _model_value(card, "value_level_ratio_tune")
+    se = _model_value(card, "value_level_se_tune")
+    factor = _model_value(card, "value_level_factor", "value_level_factor")
+    correction = str(card.params.get("value_level_correction", "")).strip().lower()
+    pairs: list[tuple[str, str]] = []
+    if ratio is not None:
+        pairs.append(("Tune half: actual / predicted spend, before the level factor",
+                      _num(ratio) + (f" (standard error {_num(se)})" if se is not None else "")))
+    if factor is not None:
+        applied = {"true": " (level correction on)", "false": " (level correction off)"}.get(correction, "")
+        pairs.append(("Level factor multiplying every prediction", _num(factor) + applied))
+    overall = _overall_means(card)
+    if overall is not None:
+        predicted, actual = overall
+        pairs.append(("Test half: mean predicted spend", _num(predicted, 2)))
+        pairs.append(("Test half: mean actual spend", _num(actual, 2)))
+        if predicted > 0:
+            pairs.append(("Test half: actual / predicted", _num(actual / predicted)))
+    if not pairs:
+        return _empty("Not applicable: the value model predicts spend, not a probability, and no level "
+                      "check was recorded for this version; compare predicted and actual means by decile "
+                      "under Performance.")
+    return intro + _kv(pairs) + ("<p>Mean predicted and actual spend per decile of the prediction are in the "
+                                 "decile chart under Performance against baselines.</p>")
+
+
+def _overall_means(card: CardInputs) -> tuple[float, float] | None:
+    """(mean predicted, mean actual) over the test half: the "all" row of a segment table."""
+    for table in [card.by_segment, *card.by_band.values()]:
+        if table is None or table.empty or not {"segment", "predicted_mean", "actual_mean"} <= set(table.columns):
+            continue
+        rows = table[table["segment"].astype(str) == "all"]
+        if not rows.empty:
+            return float(rows["predicted_mean"].iloc[0]), float(rows["actual_mean"].iloc[0])
+    return None
 
 
 def _explanations(card: CardInputs, has_figure: bool) -> str:
@@ -608,7 +768,8 @@ def _by_band(card: CardInputs) -> str:
     if not card.by_band:
         return _empty("No demographic attributes in this warehouse (no attr_* columns), "
                       "so performance by band could not be checked.")
-    parts = [f"<h3><code>{_e(attr)}</code></h3>{_segment_table(t, 'band')}" for attr, t in card.by_band.items()]
+    parts = [f"<h3><code>{_e(attr)}</code></h3>{_segment_table(order_bands(t), 'band')}"
+             for attr, t in card.by_band.items()]
     return "".join(parts)
 
 
@@ -660,7 +821,8 @@ dl.facts dd { margin: 0; font-weight: 600; }
 nav ol { columns: 2; margin: 0 0 14px; padding-left: 20px; font-size: 13px; }
 nav a { color: var(--accent); text-decoration: none; }
 code { font: 12.5px/1.3 "Liberation Mono", Menlo, Consolas, monospace; background: #f3f5f8; padding: 0 3px; border-radius: 3px; }
-.table-wrap { overflow-x: auto; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
+table.metrics thead th, table.segments thead th { white-space: normal; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
 caption { caption-side: bottom; text-align: left; color: var(--muted); font-size: 12px; padding-top: 4px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
