@@ -7,6 +7,20 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const MODELS = ["churn", "response", "value"];
 const $ = (id) => document.getElementById(id);
 let targetOptions = null; // GET /targets/options of the current run: campaigns and the rankings it allows
+let searchSeq = 0; // the latest customer search: answers to older ones are dropped
+
+// RFMW segment ids (features/segments.py SEGMENT_RULES) in words; an unknown id is shown with its "_" as spaces.
+const SEGMENT_NAMES = {
+  champions: "Champions", loyal_narrow: "Loyal, few categories", loyal: "Loyal", cant_lose_them: "Can't lose them",
+  at_risk: "At risk", new_customers: "New customers", promising: "Promising",
+  potential_loyalists: "Potential loyalists", about_to_sleep: "About to sleep", hibernating: "Hibernating", lost: "Lost",
+};
+
+function segmentName(id) {
+  if (id === null || id === undefined) return "no segment";
+  const text = SEGMENT_NAMES[id] ?? String(id).replace(/_/g, " ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
 
 // -- API ---------------------------------------------------------------------------------
 
@@ -59,6 +73,14 @@ const fmt = {
   int: (v) => (v === null || v === undefined ? "–" : Math.round(v).toLocaleString("en")),
   num: (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en", { maximumFractionDigits: d, minimumFractionDigits: d })),
   pct: (v, d = 1) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(d)}%`),
+  /** A probability with the digits that tell it from 0% or 100% (99.994%, not 100.0%): as training.explain.share_text. */
+  share: (v) => {
+    if (v === null || v === undefined) return "–";
+    const d = Math.min(v, 1 - v) * 100;
+    if (d <= 0) return `${(100 * v).toFixed(0)}%`;
+    const decimals = d >= 1 ? 1 : Math.min(10, Math.max(1, Math.ceil(-Math.log10(d) - 1e-9)));
+    return `${(100 * v).toFixed(decimals)}%`;
+  },
 };
 
 function el(tag, attrs = {}, ...children) {
@@ -157,15 +179,19 @@ async function loadMarketer() {
     rank.value = o.default_rank_by;
     const select = $("campaign");
     select.replaceChildren();
+    // Kinds first (a list for the next campaign of a kind), then every campaign id (as GET /campaigns lists them).
     const kinds = [...new Set(o.campaigns.map((c) => c.kind))];
+    const byKind = el("optgroup", { label: "Any campaign of a kind", id: "campaign-kinds" });
     for (const kind of kinds) {
       const hasControl = o.campaigns.some((c) => c.kind === kind && c.has_control);
-      select.append(el("option", { value: kind }, `any ${kind} campaign (kind)${hasControl ? " · control groups" : ""}`));
+      byKind.append(el("option", { value: kind }, `any ${kind} campaign${hasControl ? " · control groups" : ""}`));
     }
+    const byId = el("optgroup", { label: "Campaigns", id: "campaign-ids" });
     for (const c of o.campaigns) {
-      select.append(el("option", { value: c.campaign }, `${c.campaign}: ${c.name} (${c.kind})`));
+      byId.append(el("option", { value: c.campaign }, `${c.campaign}: ${c.name} (${c.kind})`));
     }
-    if (!o.campaigns.length) select.append(el("option", { value: "" }, "no campaigns in the warehouse"));
+    if (o.campaigns.length) select.append(byKind, byId);
+    else select.append(el("option", { value: "" }, "no campaigns in the warehouse"));
     if (!$("list-name").value) $("list-name").value = `list-${o.as_of}`;
     updateTargetForm();
     showError("target-error", null);
@@ -177,7 +203,7 @@ async function loadMarketer() {
     const absent = byModel(summary.missing);
     if ($("marketer-missing").hidden) showMissing($("marketer-missing"), summary.missing);
     const columns = [
-      { label: "RFMW segment", show: (r) => r.value ?? "–" },
+      { label: "RFMW segment", show: (r) => segmentName(r.value) },
       { label: "customers", num: true, show: (r) => fmt.int(r.customers) },
       { label: "churn risk", num: true, needs: "churn", show: (r) => fmt.pct(r.mean_churn_risk) },
       { label: "response", num: true, needs: "response", show: (r) => fmt.pct(r.mean_response_prob) },
@@ -238,6 +264,7 @@ async function buildTargets(event) {
     control: (numberOrNull("control") ?? 0) / 100,
   };
   if (!choice || choice.has_profit) body.margin = numberOrNull("margin");
+  clearTargets();
   if (!body.campaign) {
     showError("target-error", new ApiError(422, needsCampaign ? "choose a campaign" : "give the list a name"));
     return;
@@ -253,6 +280,17 @@ async function buildTargets(event) {
     $("target-busy").hidden = true;
     $("build").disabled = false;
   }
+}
+
+/** Take the last list off the page (before a new one is built, so an error never stands above an old list). */
+function clearTargets() {
+  $("target-result").hidden = true;
+  for (const id of ["target-summary", "target-notes", "gain-chart", "gain-best"]) $(id).replaceChildren();
+  $("list-id").textContent = "";
+  const link = $("download");
+  link.href = "#";
+  delete link.dataset.url;
+  delete link.dataset.ready;
 }
 
 function showTargets(result) {
@@ -286,9 +324,12 @@ function showTargets(result) {
   }
   $("target-notes").replaceChildren(...notes.concat(result.notes || []).map((n) => el("li", {}, n)));
   $("gain-caption").textContent =
-    `Gain curve: ${r.axis} by share of the audience contacted (ranked by ${r.measure} vs random order)`;
+    `Gain curve: ${r.measure} added up over the customers contacted so far (${r.axis}), by share of the ` +
+    `audience contacted, ranked by ${r.measure} vs a random order`;
   const audience = Math.max(1, s.audience || 1);
-  gainChart($("gain-chart"), result.gain, ((s.contacted || 0) + (s.control || 0)) / audience, r);
+  const best = r.has_profit ? bestPoint(result.gain) : null;
+  gainChart($("gain-chart"), result.gain, ((s.contacted || 0) + (s.control || 0)) / audience, r, best);
+  $("gain-best").replaceChildren(bestWords(best, result.gain, r, s));
   $("list-id").textContent = result.list_id;
   $("target-result").hidden = false;
   const link = $("download");
@@ -313,7 +354,33 @@ async function download(event) {
 }
 
 /** The ranked measure (profit, value at risk, ...) summed over the share contacted: the ranking, and a random order. */
-function gainChart(box, points, contactedShare, ranking) {
+/** The gain point with the highest cumulative profit (the first such, so the smallest list). */
+function bestPoint(points) {
+  if (!points.length) return null;
+  return points.reduce((best, p) => (p.cumulative > best.cumulative ? p : best), points[0]);
+}
+
+/** The profit-maximising list size in words (or why a ranking has none). */
+function bestWords(best, points, ranking, summary) {
+  if (!ranking.has_profit) {
+    return `Ranked by ${ranking.measure}, which is not profit: the curve only rises, so it has no profit-maximising size.`;
+  }
+  if (!best) return "";
+  const last = points[points.length - 1];
+  const size = `the top ${fmt.int(best.customers)} customers (${fmt.pct(best.share_contacted, 0)} of the audience)`;
+  const mine = `This list contacts ${fmt.int(summary.contacted)}.`;
+  if (best.customers <= 0) {
+    return `No contact is expected to pay: ${ranking.measure} is highest with nobody contacted. ${mine}`;
+  }
+  if (best === last) {
+    return `${ranking.measure[0].toUpperCase()}${ranking.measure.slice(1)} still rises with the last customer: ` +
+           `contacting everyone (${fmt.int(best.customers)}) gives the most, ${fmt.num(best.cumulative)}. ${mine}`;
+  }
+  return `${ranking.measure[0].toUpperCase()}${ranking.measure.slice(1)} is highest, ${fmt.num(best.cumulative)}, ` +
+         `when ${size} are contacted (marked on the chart); each contact beyond that is expected to lose money. ${mine}`;
+}
+
+function gainChart(box, points, contactedShare, ranking, best = null) {
   const W = 640, H = 320, m = { l: 70, r: 20, t: 16, b: 44 };
   const ys = points.flatMap((p) => [p.cumulative, p.cumulative_random]);
   let lo = Math.min(0, ...ys), hi = Math.max(0, ...ys);
@@ -331,7 +398,7 @@ function gainChart(box, points, contactedShare, ranking) {
   }
   chart.append(svg("text", { x: (m.l + W - m.r) / 2, y: H - 6, "text-anchor": "middle", class: "axis" }, "share of the audience contacted"));
   chart.append(svg("text", { x: 14, y: (m.t + H - m.b) / 2, "text-anchor": "middle", class: "axis", id: "gain-y-label",
-                             transform: `rotate(-90 14 ${(m.t + H - m.b) / 2})` }, ranking.axis));
+                             transform: `rotate(-90 14 ${(m.t + H - m.b) / 2})` }, `${ranking.axis}, added up`));
   chart.append(svg("line", { x1: m.l, x2: W - m.r, y1: y(0), y2: y(0), class: "zero" }));
   const line = (key) => points.map((p) => `${x(p.share_contacted).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
   chart.append(svg("polyline", { points: line("cumulative_random"), class: "random", "data-series": "random" }));
@@ -339,6 +406,16 @@ function gainChart(box, points, contactedShare, ranking) {
   const cut = Math.min(1, Math.max(0, contactedShare));
   chart.append(svg("line", { x1: x(cut), x2: x(cut), y1: m.t, y2: H - m.b, class: "cut" }));
   chart.append(svg("text", { x: x(cut) + 4, y: m.t + 12, class: "tick" }, `list: ${fmt.pct(cut)}`));
+  if (best) {
+    const bx = x(best.share_contacted), by = y(best.cumulative);
+    chart.append(svg("line", { x1: bx, x2: bx, y1: by, y2: H - m.b, class: "best-line" }));
+    const dot = svg("circle", { cx: bx, cy: by, r: 5, class: "best", id: "gain-best-point",
+                                "data-customers": best.customers, "data-cumulative": best.cumulative });
+    dot.append(svg("title", {}, `highest ${ranking.measure}: ${fmt.num(best.cumulative)} at ${fmt.int(best.customers)} customers`));
+    chart.append(dot);
+    chart.append(svg("text", { x: bx + 7, y: by - 8, class: "tick best-label" },
+                     `best: ${fmt.int(best.customers)} (${fmt.pct(best.share_contacted, 0)})`));
+  }
   const legend = svg("g", { transform: `translate(${W - m.r - 190}, ${H - m.b - 40})` });
   legend.append(svg("line", { x1: 0, x2: 20, y1: 0, y2: 0, class: "model" }));
   legend.append(svg("text", { x: 26, y: 4, class: "tick" }, `ranked by ${ranking.measure}`));
@@ -350,12 +427,33 @@ function gainChart(box, points, contactedShare, ranking) {
 
 // -- auditor -----------------------------------------------------------------------------
 
+/** Close the document panel (model card or lineage) and empty it. */
+function closeDocument() {
+  $("doc-panel").hidden = true;
+  $("doc-title").textContent = "";
+  $("doc-frame").removeAttribute("srcdoc");
+  $("doc-lineage").replaceChildren();
+  showMissing($("doc-note"), []);
+}
+
+/** Take the last customer off the page: a new look-up (or its error) never stands above an old one. */
+function clearCustomer() {
+  $("customer-result").hidden = true;
+  $("models").replaceChildren();
+  $("customer-tables").replaceChildren();
+  $("customer-head").textContent = "";
+  $("recompute-result").textContent = "";
+  closeDocument();
+}
+
 async function lookUp(event) {
   event.preventDefault();
   showError("customer-error", null);
   const id = $("customer-id").value.trim();
   if (!id) return;
-  $("customer-result").hidden = true;
+  clearCustomer();
+  searchSeq += 1; // a search still in flight must not reopen the matches
+  $("customer-matches").replaceChildren();
   try {
     const c = await api(`/customers/${encodeURIComponent(id)}`);
     showCustomer(c);
@@ -364,14 +462,60 @@ async function lookUp(event) {
   }
 }
 
+/** Customer ids starting with what is typed (GET /customers?prefix=), as buttons that look the customer up. */
+async function searchCustomers() {
+  const prefix = $("customer-id").value.trim();
+  const seq = ++searchSeq;
+  const box = $("customer-matches");
+  if (!prefix) {
+    box.replaceChildren();
+    return;
+  }
+  let found;
+  try {
+    found = await api(`/customers?prefix=${encodeURIComponent(prefix)}&limit=10`);
+  } catch (_) {
+    if (seq === searchSeq) box.replaceChildren();
+    return; // the look-up itself says what is wrong
+  }
+  if (seq !== searchSeq) return;
+  if (!found.customers.length) {
+    box.replaceChildren(el("span", { class: "muted" }, `no customer id starts with "${prefix}"`));
+    return;
+  }
+  const buttons = found.customers.map((id) => {
+    const b = el("button", { type: "button", class: "match", "data-customer": id }, id);
+    b.addEventListener("click", () => {
+      $("customer-id").value = id;
+      lookUp({ preventDefault: () => {} });
+    });
+    return b;
+  });
+  box.replaceChildren(el("span", { class: "muted" }, "matching ids:"), ...buttons,
+                      ...(found.more ? [el("span", { class: "muted" }, "and more: type more of the id")] : []));
+}
+
+function debounce(fn, ms) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** A score as the page shows it: a probability with its telling digits, or an amount. */
+function scoreText(model, value) {
+  return model === "value" ? fmt.num(value) : fmt.share(value);
+}
+
 function showCustomer(c) {
   const absent = byModel(c.missing);
-  const score = (model, value, show) => (absent[model] ? `no ${model} model` : show(value));
+  const score = (model, value) => (absent[model] ? `no ${model} model` : scoreText(model, value));
   $("customer-head").textContent =
     `customer ${c.customer_id} in scoring run ${c.run_id} (as of ${c.as_of}): ` +
-    `segment ${c.segments.rfmw_segment ?? "–"}, churn risk ${score("churn", c.scores.churn_risk, fmt.pct)}, ` +
-    `response ${score("response", c.scores.response_prob, fmt.pct)}, ` +
-    `predicted value ${score("value", c.scores.predicted_value, fmt.num)}`;
+    `segment ${segmentName(c.segments.rfmw_segment)}, churn risk ${score("churn", c.scores.churn_risk)}, ` +
+    `response ${score("response", c.scores.response_prob)}, ` +
+    `predicted value ${score("value", c.scores.predicted_value)}`;
   const lineage = $("lineage-link");
   lineage.dataset.url = c.lineage_url;
   lineage.dataset.title = `lineage of run ${c.run_id}`;
@@ -387,27 +531,40 @@ function showCustomer(c) {
       continue;
     }
     const card = el("article", { class: "model", "data-model": m.model });
-    const score = m.model === "value" ? fmt.num(m.score) : fmt.pct(m.score);
     const cardLink = el("a", { href: "#", class: "card-link", "data-url": m.card_url, "data-title": `${m.model} model card` },
                         "model card");
     card.append(el("h3", {}, `${m.model} `, el("span", { class: "muted" }, `version ${m.version ?? "?"}`),
-                   ` · ${score} · `, cardLink));
+                   ` · ${scoreText(m.model, m.score)} · `, cardLink));
     const chartBox = el("div", { class: "chart waterfall" });
     card.append(chartBox);
-    if (m.waterfall) waterfallChart(chartBox, m);
-    else chartBox.append(el("p", { class: "muted" }, "no waterfall: this model version cannot be loaded from the registry"));
+    if (m.waterfall && m.base_raw !== null && m.base_raw !== undefined) {
+      waterfallChart(chartBox, m);
+      card.append(el("p", { class: "muted scale-note" }, m.scale_note ?? ""));
+    } else {
+      chartBox.append(el("p", { class: "muted" }, "no waterfall: this model version cannot be loaded from the registry"));
+    }
     card.append(el("ol", { class: "reasons" }, ...m.reasons.map((r) =>
-      el("li", {}, r.text, el("span", { class: "muted" },
-         ` (${r.feature} = ${r.feature_value ?? "missing"}; ${r.contribution >= 0 ? "+" : ""}${r.contribution.toFixed(3)} ${r.scale ?? ""})`)))));
+      el("li", { "data-feature": r.feature }, r.text, el("span", { class: "muted" },
+         ` (${r.feature} = ${r.feature_value ?? "missing"}; ` +
+         `${r.effect_text ?? `${r.contribution >= 0 ? "+" : ""}${r.contribution.toFixed(3)} ${r.scale ?? ""}`})`)))));
     box.append(card);
   }
   const rows = (obj) => Object.entries(obj).map(([k, v]) => ({ k, v }));
   const nullBecause = {};
   for (const m of c.missing || []) for (const col of m.null_columns) nullBecause[col] = `no ${m.model} model`;
-  const shown = (r) => (typeof r.v === "number" ? fmt.num(r.v, 4) : r.v ?? nullBecause[r.k] ?? "–");
+  const shownScore = (r) => {
+    if (r.v === null || r.v === undefined) return nullBecause[r.k] ?? "none";
+    if (typeof r.v !== "number") return r.v;
+    if (/_decile$/.test(r.k)) return fmt.int(r.v); // deciles are 1..10
+    return fmt.num(r.v, 4);
+  };
+  const shownSegment = (r) => {
+    if (r.v === null || r.v === undefined) return "none";
+    return r.k === "rfmw_segment" ? segmentName(r.v) : r.v;
+  };
   $("customer-tables").replaceChildren(
-    table(rows(c.segments), [{ label: "segment", show: (r) => r.k }, { label: "value", show: (r) => r.v ?? "–" }]),
-    table(rows(c.scores), [{ label: "score", show: (r) => r.k }, { label: "value", num: true, show: shown }]),
+    table(rows(c.segments), [{ label: "segment", show: (r) => r.k.replace(/_/g, " ") }, { label: "value", show: shownSegment }]),
+    table(rows(c.scores), [{ label: "score", show: (r) => r.k.replace(/_/g, " ") }, { label: "value", num: true, show: shownScore }]),
   );
   $("customer-result").hidden = false;
 }
@@ -419,44 +576,105 @@ function missingCard(missing) {
             el("p", { class: "missing-note", "data-missing": missing.model }, missing.message));
 }
 
-/** Horizontal bars from the base value through each reason to the score. */
+/** A waterfall on the model's raw scale, where contributions add up: each bar is as long as its |contribution|.
+
+On a probability or amount scale the same contribution moves the score by more or less depending on where it
+starts, so bars drawn there do not follow the reasons' order; the conversion is said in words under the chart. */
 function waterfallChart(box, m) {
   const steps = m.waterfall;
-  const isValue = m.model === "value";
-  const show = (v) => (isValue ? fmt.num(v) : fmt.pct(v));
-  const W = 640, row = 26, m0 = { l: 230, r: 90, t: 8, b: 26 };
+  const scale = m.scale ?? (m.model === "value" ? "log" : "log-odds");
+  const W = 640, row = 26, m0 = { l: 250, r: 60, t: 8, b: 40 };
   const H = m0.t + m0.b + row * (steps.length + 2);
-  const values = [m.base_value, m.score, ...steps.flatMap((s) => [s.start, s.end])];
+  const values = [0, m.base_raw, m.raw_score, ...steps.flatMap((s) => [s.raw_start, s.raw_end])];
   let lo = Math.min(...values), hi = Math.max(...values);
-  if (!isValue) { lo = Math.max(0, lo - 0.02); hi = Math.min(1, hi + 0.02); }
   if (hi === lo) hi = lo + 1e-6;
-  const x = (v) => m0.l + ((v - lo) / (hi - lo)) * (W - m0.l - m0.r);
-  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${m.model} reason waterfall` });
-  const label = (i, text) => chart.append(svg("text", { x: m0.l - 8, y: m0.t + row * i + row / 2 + 4, "text-anchor": "end",
-                                                         class: "tick" }, text.length > 34 ? `${text.slice(0, 33)}…` : text));
-  label(0, "base value (average customer)");
-  chart.append(svg("rect", { x: x(lo), y: m0.t + 6, width: Math.max(1, x(m.base_value) - x(lo)), height: row - 12, class: "base" }));
-  chart.append(svg("text", { x: x(m.base_value) + 4, y: m0.t + row / 2 + 4, class: "tick" }, show(m.base_value)));
+  const pad = 0.03 * (hi - lo);
+  lo -= pad; hi += pad;
+  const k = (W - m0.l - m0.r) / (hi - lo); // pixels per raw unit: the same for every bar
+  const x = (v) => m0.l + (v - lo) * k;
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${m.model} reason waterfall (${scale})` });
+  const label = (i, text, max = 38) => chart.append(svg("text", { x: m0.l - 8, y: m0.t + row * i + row / 2 + 4,
+                                                                  "text-anchor": "end", class: "tick" },
+                                                        text.length > max ? `${text.slice(0, max - 1)}…` : text));
+  const raw = (v) => `${v < 0 ? "−" : ""}${Math.abs(v).toFixed(3)}`;
+  for (const t of ticks(lo, hi, 5)) {
+    chart.append(svg("line", { x1: x(t), x2: x(t), y1: m0.t, y2: H - m0.b, class: "grid" }));
+    chart.append(svg("text", { x: x(t), y: H - m0.b + 14, "text-anchor": "middle", class: "tick" }, fmt.num(t, 1)));
+  }
+  chart.append(svg("line", { x1: x(0), x2: x(0), y1: m0.t, y2: H - m0.b, class: "zero" }));
+  chart.append(svg("text", { x: (m0.l + W - m0.r) / 2, y: H - 6, "text-anchor": "middle", class: "axis" },
+                   `model's raw score (${scale}); contributions add up on this scale`));
+  label(0, `model baseline: raw ${raw(m.base_raw)} = ${scoreText(m.model, m.base_value)}`, 44);
+  const base = svg("rect", { x: x(Math.min(0, m.base_raw)), y: m0.t + 6, width: Math.max(1, Math.abs(m.base_raw) * k),
+                             height: row - 12, class: "base", "data-base": m.base_raw });
+  base.append(svg("title", {}, "the model's output at its average raw score over the training rows (not an average customer)"));
+  chart.append(base);
   steps.forEach((s, i) => {
     const top = m0.t + row * (i + 1);
     label(i + 1, s.label);
-    const a = x(Math.min(s.start, s.end)), b = x(Math.max(s.start, s.end));
-    const bar = svg("rect", { x: a, y: top + 5, width: Math.max(1, b - a), height: row - 10,
-                              class: s.end >= s.start ? "up" : "down", "data-step": s.label });
-    bar.append(svg("title", {}, `${s.text || s.label}: ${show(s.start)} → ${show(s.end)}`));
+    const a = Math.min(s.raw_start, s.raw_end);
+    const bar = svg("rect", { x: x(a), y: top + 5, width: Math.max(1, Math.abs(s.contribution) * k), height: row - 10,
+                              class: s.contribution >= 0 ? "up" : "down", "data-step": s.label,
+                              "data-contribution": s.contribution });
+    bar.append(svg("title", {}, `${s.text || s.label}: ${s.contribution >= 0 ? "+" : "−"}${Math.abs(s.contribution).toFixed(3)} ` +
+                               `${scale} (running score ${scoreText(m.model, s.start)} → ${scoreText(m.model, s.end)})`));
     chart.append(bar);
-    const delta = s.end - s.start;
-    chart.append(svg("text", { x: b + 4, y: top + row / 2 + 4, class: "tick" },
-                     `${delta >= 0 ? "+" : "−"}${isValue ? fmt.num(Math.abs(delta)) : fmt.pct(Math.abs(delta), 2)}`));
+    chart.append(svg("text", { x: x(Math.max(s.raw_start, s.raw_end)) + 4, y: top + row / 2 + 4, class: "tick" },
+                     `${s.contribution >= 0 ? "+" : "−"}${Math.abs(s.contribution).toFixed(3)}`));
   });
   const last = steps.length + 1;
-  label(last, "score");
-  chart.append(svg("rect", { x: x(lo), y: m0.t + row * last + 6, width: Math.max(1, x(m.score) - x(lo)), height: row - 12, class: "score" }));
-  chart.append(svg("text", { x: x(m.score) + 4, y: m0.t + row * last + row / 2 + 4, class: "tick" }, show(m.score)));
-  for (const t of ticks(lo, hi, 4)) {
-    chart.append(svg("text", { x: x(t), y: H - 6, "text-anchor": "middle", class: "tick" }, show(t)));
-  }
+  label(last, `score: raw ${raw(m.raw_score)} = ${scoreText(m.model, m.score)}`, 44);
+  chart.append(svg("rect", { x: x(Math.min(0, m.raw_score)), y: m0.t + row * last + 6,
+                             width: Math.max(1, Math.abs(m.raw_score) * k), height: row - 12, class: "score" }));
   box.replaceChildren(chart);
+}
+
+// Labels of the lineage fields (GET /runs/{run_id}); other fields show their name with spaces.
+const LINEAGE_LABELS = {
+  run_id: "scoring run", published_attempt: "published attempt", attempts: "attempts", attempt: "attempt",
+  as_of: "as of", status: "status", started_at: "started", finished_at: "finished",
+  churn_version: "churn model version", response_version: "response model version", value_version: "value model version",
+  customers: "customers scored", data_fingerprint: "data fingerprint", missing_models: "models missing",
+  missing: "models not scored",
+};
+
+function fieldLabel(key) {
+  return LINEAGE_LABELS[key] ?? key.replace(/_/g, " ");
+}
+
+/** Any JSON value as readable HTML: a definition list, a table (fields down, items across), or text. */
+function readable(value) {
+  if (value === null || value === undefined) return el("span", { class: "muted" }, "none");
+  if (Array.isArray(value)) {
+    if (!value.length) return el("span", { class: "muted" }, "none");
+    if (value.every((v) => v !== null && typeof v === "object" && !Array.isArray(v))) {
+      if (value.every((v) => typeof v.message === "string")) {
+        return el("ul", { class: "plain" }, ...value.map((v) => el("li", {}, v.message)));
+      }
+      const keys = [...new Set(value.flatMap((v) => Object.keys(v)))];
+      const head = el("tr", {}, el("th", {}, ""),
+                      ...value.map((v, i) => el("th", {}, Number.isInteger(v.attempt) ? `attempt ${v.attempt}` : `${i + 1}`)));
+      const body = keys.map((k) => el("tr", {}, el("th", { scope: "row" }, fieldLabel(k)),
+                                      ...value.map((v) => el("td", {}, readable(v[k])))));
+      return el("table", { class: "fields" }, el("thead", {}, head), el("tbody", {}, ...body));
+    }
+    return el("ul", { class: "plain" }, ...value.map((v) => el("li", {}, readable(v))));
+  }
+  if (typeof value === "object") {
+    const dl = el("dl", { class: "fields" });
+    for (const [k, v] of Object.entries(value)) dl.append(el("dt", {}, fieldLabel(k)), el("dd", {}, readable(v)));
+    return dl;
+  }
+  if (typeof value === "boolean") return document.createTextNode(value ? "yes" : "no");
+  if (typeof value === "number") {
+    return document.createTextNode(Number.isInteger(value) ? fmt.int(value) : String(Number(value.toPrecision(6))));
+  }
+  if (/^\s*[[{]/.test(value)) { // a column that stores JSON text (e.g. btyd_params): its fields, not the text
+    try {
+      return readable(JSON.parse(value));
+    } catch (_) { /* not JSON after all: the text */ }
+  }
+  return document.createTextNode(String(value));
 }
 
 async function openDocument(event, kind) {
@@ -465,27 +683,30 @@ async function openDocument(event, kind) {
   showError("customer-error", null);
   try {
     const panel = $("doc-panel");
+    closeDocument();
     $("doc-title").textContent = link.dataset.title;
-    showMissing($("doc-note"), []);
     if (kind === "html") {
       const html = await api(link.dataset.url, { as: "text" });
       $("doc-frame").srcdoc = html;
       $("doc-frame").hidden = false;
-      $("doc-json").hidden = true;
+      $("doc-lineage").hidden = true;
       $("doc-download").href = URL.createObjectURL(new Blob([html], { type: "text/html" }));
       $("doc-download").setAttribute("download", `${link.dataset.title.replace(/\W+/g, "-")}.html`);
     } else {
       const data = await api(link.dataset.url);
       showMissing($("doc-note"), data.missing);
-      const text = JSON.stringify(data, null, 2);
-      $("doc-json").textContent = text;
-      $("doc-json").hidden = false;
+      const { missing: _shownAbove, ...rest } = data;
+      $("doc-lineage").replaceChildren(readable(rest));
+      $("doc-lineage").hidden = false;
       $("doc-frame").hidden = true;
+      const text = JSON.stringify(data, null, 2);
       $("doc-download").href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
       $("doc-download").setAttribute("download", `${link.dataset.title.replace(/\W+/g, "-")}.json`);
     }
+    $("doc-title").textContent = link.dataset.title;
     panel.hidden = false;
-    panel.scrollIntoView({ block: "nearest" });
+    // open at its top (a card is long: "nearest" showed its bottom); the card's own frame starts at its top
+    panel.scrollIntoView({ block: "start" });
   } catch (e) {
     showError("customer-error", e);
   }
@@ -598,13 +819,14 @@ document.addEventListener("DOMContentLoaded", () => {
   $("rank-by").addEventListener("change", updateTargetForm);
   $("download").addEventListener("click", download);
   $("customer-form").addEventListener("submit", lookUp);
+  $("customer-id").addEventListener("input", debounce(searchCustomers, 200));
   $("models").addEventListener("click", (event) => {
     const link = event.target.closest("a.card-link");
     if (link) openDocument({ preventDefault: () => event.preventDefault(), currentTarget: link }, "html");
   });
   $("lineage-link").addEventListener("click", (event) => openDocument(event, "json"));
   $("recompute").addEventListener("click", recompute);
-  $("doc-close").addEventListener("click", () => { $("doc-panel").hidden = true; });
+  $("doc-close").addEventListener("click", closeDocument);
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) signIn(saved).catch((e) => showError("login-error", e));
 });
