@@ -461,3 +461,50 @@ def test_headless_chromium_renders_the_card(tmp_path: Path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert [t for t, _ in _parse(dom.stdout).h2] == list(SECTIONS)
     assert "spend&lt;90d&gt;" in dom.stdout
+
+
+BINARY_METRICS = ("auc", "pr_auc", "log_loss", "brier", "ece", "lift_5", "capture_5", "lift_10", "capture_10",
+                  "lift_20", "capture_20", "base_rate", "ece_tune_before_calibration", "ece_tune_after_calibration")
+
+METRICS_TABLE_BOX = """() => {
+  const table = document.querySelector('table.metrics');
+  const wrap = table.closest('.table-wrap');
+  const t = table.getBoundingClientRect(), w = wrap.getBoundingClientRect();
+  return {tableRight: t.right, wrapRight: w.right, viewport: window.innerWidth,
+          pageWidth: document.documentElement.scrollWidth, overflowX: getComputedStyle(wrap).overflowX,
+          wrapScroll: wrap.scrollWidth, wrapClient: wrap.clientWidth};
+}"""
+
+
+@pytest.mark.slow
+def test_metrics_table_fits_or_scrolls_in_chromium(tmp_path: Path):
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip(f"{chromium} not found: install Debian's chromium (scripts/system-deps.sh does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    # Every metric a churn run logs, for the model and three baselines, as on a real card.
+    metrics = pd.DataFrame(
+        [[0.9339 - i / 100 for _ in BINARY_METRICS] for i in range(4)],
+        index=["model", "btyd", "logistic_rfmw", "rfm_score"], columns=list(BINARY_METRICS),
+    )
+    page = tmp_path / "model_card.html"
+    page.write_text(render_model_card(_card(metrics=metrics)), encoding="utf-8")
+    flags = [f for f in CHROMIUM_FLAGS if f not in ("--headless", "--hide-scrollbars")]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=flags)
+        try:
+            tab = browser.new_page(viewport={"width": 1100, "height": 900})
+            tab.goto(page.as_uri())
+            wide = tab.evaluate(METRICS_TABLE_BOX)
+            tab.locator("table.metrics").screenshot(path=str(tmp_path / "metrics_1100.png"))
+            tab.set_viewport_size({"width": 600, "height": 900})
+            narrow = tab.evaluate(METRICS_TABLE_BOX)
+        finally:
+            browser.close()
+    # At 1100 px the whole table, base_rate column included, is on the page.
+    assert wide["tableRight"] <= wide["viewport"], wide
+    assert wide["pageWidth"] <= wide["viewport"], wide
+    # Narrower, the page still does not overflow: the table scrolls inside its own box.
+    assert narrow["pageWidth"] <= narrow["viewport"], narrow
+    assert narrow["wrapRight"] <= narrow["viewport"], narrow
+    assert narrow["overflowX"] == "auto" and narrow["wrapScroll"] > narrow["wrapClient"], narrow
