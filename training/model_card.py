@@ -322,7 +322,8 @@ def band_lower_bound(label: str) -> tuple[float, float] | None:
 
 
 _BAND_START = re.compile(
-    r"^\s*(?P<below>under|below|before|less than|<=?)?\s*[$€£]?\s*(?P<number>\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[km](?![a-z]))?",
+    r"^\s*(?P<below>under|below|before|less than|<=?)?\s*[$€£]?\s*"
+    r"(?P<number>\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[km](?![a-z]))?",
     re.IGNORECASE,
 )
 _BAND_UNIT_TAIL = re.compile(r"\d\s*([km])\s*\+?\s*$", re.IGNORECASE)
