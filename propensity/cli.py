@@ -391,8 +391,7 @@ def demo(
         progress(f"5/8 scoring every customer as of {end} with the champions")
         summary = run_scoring(wh, cfg, end, progress=progress, counter=p.counter("scoring", "customers"))
         say(summary.report())
-        example = wh.native_query("select customer_id from current_customer_scores "
-                                  "order by churn_risk desc nulls last, customer_id limit 1")["customer_id"][0]
+        example, why = example_customer(wh, end)
         kind = next((c["kind"] for c in campaign_choices(wh) if c["has_control"]), None)
         targets = None
         if kind is not None:
@@ -426,6 +425,7 @@ def demo(
         say(f"  model card  {card}")
     say(f"  features    {features_path}  ({n_features:,} customers); the scored snapshot: {summary.snapshot}")
     say(f"  a customer  .venv/bin/propensity explain customer {example} --run {summary.run_id}")
+    say(f"              (chosen: {why})")
     if targets is not None:
         say(f"  targets     {targets[1]} (table target_lists); another: .venv/bin/propensity target "
             f"{targets[0]} --budget 5000 --cost 1.5")
@@ -434,6 +434,45 @@ def demo(
     say(f"  monitoring  {monitor_report} (tables monitoring_features, monitoring_predictions, "
         "monitoring_attributions, run_performance); again: .venv/bin/propensity monitor")
     say("  runs        .venv/bin/propensity runs;  all tables: .venv/bin/propensity data status")
+
+
+def example_customer(wh, as_of: date, recent_days: int = 90) -> tuple[str, str]:
+    """A customer of the current scoring run whose reasons teach something, and why it was chosen.
+
+    First choice: of those who bought in the `recent_days` before `as_of`, the one at the
+    highest churn risk: recency is not the whole story there, so the other reasons show;
+    else the customer a contact is expected to earn most from; else the highest churn risk.
+
+    Returns:
+        (customer id, a short phrase saying why this one).
+    """
+    since = datetime.combine(as_of - timedelta(days=recent_days), datetime.min.time())
+    until = datetime.combine(as_of, datetime.min.time())
+    recent = wh.native_query(
+        "select s.customer_id, s.churn_risk, s.churn_decile, max(t.ts) as last_purchase "
+        "from current_customer_scores s join transactions t on t.customer_id = s.customer_id "
+        "where s.churn_risk is not null and t.amount > 0 and t.ts >= ? and t.ts < ? "
+        "group by s.customer_id, s.churn_risk, s.churn_decile order by s.churn_risk desc, s.customer_id limit 1",
+        [since, until])
+    if len(recent):
+        r = recent.iloc[0]
+        days = (as_of - _as_date(r["last_purchase"])).days
+        return str(r["customer_id"]), (
+            f"the highest churn risk ({r['churn_risk']:.0%}, decile {int(r['churn_decile'])} of 10) of those who "
+            f"bought in the last {recent_days} days, {days} day{'s' if days != 1 else ''} ago: "
+            "the reasons show what outweighs a recent purchase")
+    best = wh.native_query("select customer_id, expected_profit from current_customer_scores "
+                           "where expected_profit is not null order by expected_profit desc, customer_id limit 1")
+    if len(best):
+        return str(best["customer_id"][0]), f"the highest expected profit from a contact ({best['expected_profit'][0]:,.2f})"
+    risky = wh.native_query("select customer_id from current_customer_scores "
+                            "order by churn_risk desc nulls last, customer_id limit 1")
+    return str(risky["customer_id"][0]), "the highest churn risk"
+
+
+def _as_date(value) -> date:
+    """A date from what a driver returns for a timestamp (datetime, pandas Timestamp or date)."""
+    return value.date() if isinstance(value, datetime) else value
 
 
 _register_stages()

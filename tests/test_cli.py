@@ -83,6 +83,9 @@ def test_demo_then_features_and_snapshots(tmp_path: Path, monkeypatch: pytest.Mo
     assert (listed["score_used"] > 0).all() and listed["rank"].is_monotonic_increasing
     explain = next(line for line in res.output.splitlines() if "propensity explain customer" in line)
     customer, run_id = explain.split("explain customer ")[1].split(" --run ")
+    chosen = res.output.split(explain + "\n")[1].splitlines()[0]
+    print(chosen)
+    assert chosen.startswith("              (chosen: the highest churn risk (") and "of those who bought" in chosen
     again = runner.invoke(app, ["explain", "customer", customer, "--run", run_id.strip()])
     assert again.exit_code == 0
     assert f"recomputed reasons equal the {5 * len(champions)} stored rows exactly" in again.output
@@ -215,3 +218,39 @@ def test_explain_an_unknown_customer_names_the_customer(scored: Path) -> None:
     assert res.exit_code == 1 and "no model has a @champion" in res.output
     res = runner.invoke(app, ["explain", "customer", "NOPE", "--run", "19990101-gone"])
     assert res.exit_code == 1 and res.output.startswith("error: no scoring run '19990101-gone' (published)")
+
+
+def test_demo_example_is_the_riskiest_recent_buyer(tmp_path: Path) -> None:
+    from datetime import date
+
+    from features.load import Warehouse
+    from propensity.cli import example_customer
+
+    with Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as wh:
+        db = wh.duck()
+        db.execute("create table current_customer_scores as select * from (values "
+                   "('gone', 0.99, 10, 5.0), ('recent', 0.80, 8, 1.0), ('riskier_return', 0.90, 9, 2.0), "
+                   "('rich', 0.10, 1, 50.0)) t(customer_id, churn_risk, churn_decile, expected_profit)")
+        db.execute("create table transactions as select * from (values "
+                   "('gone', timestamp '2024-01-01', 10.0), ('recent', timestamp '2025-03-20', 10.0), "
+                   "('recent', timestamp '2025-01-15', 5.0), ('riskier_return', timestamp '2025-03-25', -3.0), "
+                   "('rich', timestamp '2025-03-30', 9.0), ('recent', timestamp '2025-04-01', 7.0)) "
+                   "t(customer_id, ts, amount)")
+        # 'gone' last bought a year ago, 'riskier_return' only returned something, 'rich' is at low risk;
+        # the 2025-04-01 line is not before as_of
+        assert example_customer(wh, date(2025, 4, 1)) == (
+            "recent", "the highest churn risk (80%, decile 8 of 10) of those who bought in the last 90 days, "
+                      "12 days ago: the reasons show what outweighs a recent purchase")
+        db.execute("delete from transactions where ts >= timestamp '2025-01-01'")  # nobody bought lately
+        assert example_customer(wh, date(2025, 4, 1)) == ("rich", "the highest expected profit from a contact (50.00)")
+        db.execute("update current_customer_scores set expected_profit = null")
+        assert example_customer(wh, date(2025, 4, 1)) == ("gone", "the highest churn risk")
+
+
+def test_runs_prints_a_header_then_the_runs(scored: Path) -> None:
+    res = runner.invoke(app, ["runs"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines() == [
+        "run id        attempt  as of       status     churn  response  value  customers  started              took",
+        "20250630-run        1  2025-06-30  succeeded  v3     -         v4         1,000  2025-07-01 08:00:00  300s",
+    ]
