@@ -526,7 +526,7 @@ def test_web_page_works_under_its_csp(server, browser) -> None:
         assert images.count() > 0  # the card's charts (data: images) are shown
         assert all(images.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(images.count()))
         click(page, "#lineage-link")
-        page.wait_for_selector("#doc-json:not([hidden])")
+        page.wait_for_selector("#doc-lineage:not([hidden]) dl.fields")
         assert watch.outside == [] and watch.violations() == []
     finally:
         context.close()

@@ -31,6 +31,7 @@ import pytest
 from features.load import Warehouse
 from serving.tokens import Role, TokenStore
 from tests.test_web import CHROMIUM, CHROMIUM_ARGS, _free_port, click, shoot, sign_in
+from training.explain import share_text
 
 CUSTOMERS = 2000
 AS_OF = date(2025, 6, 1)
@@ -489,10 +490,10 @@ def test_auditor_sees_the_missing_response_model_in_words(servers, page, tmp_pat
         expected = reasons[reasons["model"] == model]["feature"].tolist()
         assert page.locator(f"{article} svg rect[data-step]").count() == len(expected) + 1
         assert page.locator(f"{article} ol.reasons li").count() == len(expected)
-        shown = f"{100 * stored[column]:.1f}%" if model == "churn" else f"{stored[column]:,.2f}"
+        shown = share_text(stored[column]) if model == "churn" else f"{stored[column]:,.2f}"
         assert shown in page.inner_text(f"{article} h3")
     head = page.inner_text("#customer-head")
-    assert f"churn risk {100 * stored['churn_risk']:.1f}%" in head and "response no response model" in head
+    assert f"churn risk {share_text(stored['churn_risk'])}" in head and "response no response model" in head
     click(page, "#customer-result details summary")
     assert "no response model" in page.inner_text("#customer-tables")
     _no_nan(page)
@@ -501,7 +502,7 @@ def test_auditor_sees_the_missing_response_model_in_words(servers, page, tmp_pat
     click(page, "#lineage-link")
     page.wait_for_selector("#doc-note:not([hidden]) .missing-note[data-missing=response]")
     assert page.inner_text("#doc-note").startswith("No response model: this business has no campaign history yet")
-    assert '"missing_models": "response: no response@champion' in page.inner_text("#doc-json")
+    assert "models missing\tresponse: no response@champion" in page.inner_text("#doc-lineage")
     click(page, "#recompute")
     page.wait_for_selector("#recompute-result.ok")
     assert page.inner_text("#recompute-result") == "recomputed reasons equal the 10 stored rows exactly"

@@ -191,7 +191,8 @@ def test_segments_campaigns_best_size_and_errors_for_marketers(server, page, tmp
         assert int(dot.get_attribute("data-customers")) == best["customers"]
         words = page.inner_text("#gain-best")
         assert f"{best['customers']:,}" in words and f"{best['cumulative']:,.2f}" in words
-    assert "added up" in page.text_content("#gain-y-label")
+    assert page.text_content("#gain-y-label") == result["ranking"]["axis"]  # e.g. "cumulative expected profit"
+    assert "added up over the customers contacted so far" in page.inner_text("#gain-caption")
     shoot(page, tmp_path, "views-target-list")
 
     # an error clears the list above which it would otherwise stand

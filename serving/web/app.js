@@ -398,7 +398,7 @@ function gainChart(box, points, contactedShare, ranking, best = null) {
   }
   chart.append(svg("text", { x: (m.l + W - m.r) / 2, y: H - 6, "text-anchor": "middle", class: "axis" }, "share of the audience contacted"));
   chart.append(svg("text", { x: 14, y: (m.t + H - m.b) / 2, "text-anchor": "middle", class: "axis", id: "gain-y-label",
-                             transform: `rotate(-90 14 ${(m.t + H - m.b) / 2})` }, `${ranking.axis}, added up`));
+                             transform: `rotate(-90 14 ${(m.t + H - m.b) / 2})` }, ranking.axis));
   chart.append(svg("line", { x1: m.l, x2: W - m.r, y1: y(0), y2: y(0), class: "zero" }));
   const line = (key) => points.map((p) => `${x(p.share_contacted).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
   chart.append(svg("polyline", { points: line("cumulative_random"), class: "random", "data-series": "random" }));
