@@ -242,4 +242,4 @@ def test_explain_customer_from_a_run_reproduces_its_stored_reasons(world, kind: 
     assert f"customer {customer} in scoring run {run_id}" in out.stdout
     assert "recomputed reasons equal the 15 stored rows exactly" in out.stdout
     unknown = _cli(w["config"], "explain", "customer", "NOPE", "--run", run_id)
-    assert unknown.returncode == 1 and "was not scored in run" in _one_line_error(unknown)
+    assert unknown.returncode == 1 and f"no customer 'NOPE' in run {run_id}" in _one_line_error(unknown)
