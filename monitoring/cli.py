@@ -24,26 +24,27 @@ def monitor(
     write: Annotated[bool, typer.Option("--write/--no-write", help="Write the monitoring tables (monitoring_features, monitoring_predictions, monitoring_attributions, run_performance) and the report; --no-write only prints.")] = True,
     config: ConfigOption = None,
 ) -> None:
-    """How far a scoring run has moved from what its models were trained on, and how well
-    its scores turned out.
+    """How far a scoring run has moved from what its models were trained
+    on, and how well its scores turned out.
 
-    For each model that scored the run, against the reference profile logged with the
-    model (its out-of-time test half):
+    Against the reference profile logged with each model (its out-of-time
+    test half):
 
-    - feature drift: PSI of every feature it reads (rebuilt from the run's snapshot as
-      the scorer built it), share missing, new categorical levels;
-    - prediction drift: PSI and mean of its scores;
-    - attribution drift: mean |SHAP| per feature, accumulated by the scorer, as shares of
-      the model's total against the reference's, and the shift between the two (0-1);
-    - performance: the churn and response models' AUC estimated from the scores alone
-      (confidence-based), and for every run whose horizon has passed in the data the
-      realised AUC, PR-AUC and calibration error (churn; response on finished
-      campaigns) or normalised Gini (value), overall and per RFMW segment, beside the
-      model card's out-of-time numbers.
+    - feature drift: PSI of every feature the model reads, over all
+      customers and inside each segment (one level of a categorical input);
+      missing shares, new levels;
+    - prediction drift: PSI and mean of the scores;
+    - attribution drift: the shares of mean |SHAP| per feature (importance)
+      and the mean signed contributions (direction), as the scorer
+      accumulated them, against the reference's;
+    - performance: AUC estimated from the scores alone (churn, response)
+      and, once a run's horizon has passed, the realised AUC, PR-AUC and
+      calibration error or Gini (value), overall and per RFMW segment,
+      beside the model card's numbers.
 
-    Prints one screen, writes the four monitoring tables and a self-contained HTML report,
-    and exits 3 when an alert of \\[monitoring] in propensity.toml fires (0 otherwise), so
-    a scheduler can act on it.
+    Prints one screen, writes the monitoring tables and a self-contained
+    HTML report, and exits 3 when an alert line of \\[monitoring] in
+    propensity.toml is reached (0 otherwise), for schedulers.
     """
     from features.load import Warehouse
     from training.track import configure
