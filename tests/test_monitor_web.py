@@ -9,8 +9,6 @@ a marketer has no such tab. Screenshots go to the test's tmp folder and tests/.a
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import date
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from features.load import Warehouse
 from monitoring import tables
 from serving.tokens import Role
 from tests.test_monitor_report import R1, R2, SECTION_IDS, fill_warehouse
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, _free_port, click, shoot, sign_in
+from tests.test_web import CHROMIUM, chromium_browser, click, serving_app, shoot, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +46,8 @@ def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/system-deps.sh does)")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -107,23 +101,8 @@ def test_the_report_file_renders_offline(world, page, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def server(world):
     """The app under uvicorn in a background thread, over the hand-made warehouse."""
-    import uvicorn
-
-    from serving.api import create_app
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(world["cfg"], world["token_file"]), host="127.0.0.1", port=port,
-                                        log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving_app(world["cfg"], world["token_file"]) as base:
+        yield base
 
 
 def test_auditor_sees_monitored_runs_and_reports(world, server, page, tmp_path: Path) -> None:

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import io
 import shutil
-import threading
-import time
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pytest
 
 from features.load import Warehouse
 from serving.tokens import Role, TokenStore
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, _free_port, click, shoot, sign_in
+from tests.test_web import CHROMIUM, chromium_browser, click, serving_app, shoot, sign_in
 from training.explain import share_text
 
 CUSTOMERS = 2000
@@ -357,37 +356,15 @@ def servers(sales_only, no_churn):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/system-deps.sh does)")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    import uvicorn
-
-    from serving.api import create_app
-
-    running = {}
-    for kind, world in (("sales_only", sales_only), ("no_churn", no_churn)):
-        port = _free_port()
-        srv = uvicorn.Server(uvicorn.Config(create_app(world["cfg"], world["token_file"]), host="127.0.0.1",
-                                            port=port, log_level="warning", lifespan="off"))
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not srv.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("uvicorn did not start within 30 s")
-            time.sleep(0.05)
-        running[kind] = (srv, thread, f"http://127.0.0.1:{port}", world)
-    yield {kind: (base, world) for kind, (_s, _t, base, world) in running.items()}
-    for srv, thread, _base, _world in running.values():
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with ExitStack() as stack:
+        yield {kind: (stack.enter_context(serving_app(world["cfg"], world["token_file"])), world)
+               for kind, world in (("sales_only", sales_only), ("no_churn", no_churn))}
 
 
 @pytest.fixture(scope="module")
 def browser(servers):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -37,21 +39,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app under uvicorn in a background thread; yields (base URL, world)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/system-deps.sh does)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+@contextmanager
+def serving_app(cfg, token_file: Path) -> Iterator[str]:
+    """The app under uvicorn in a background thread on a free port; yields its base URL."""
     import uvicorn
 
     from serving.api import create_app
 
-    world = scored_world(tmp_path_factory)
     port = _free_port()
-    config = uvicorn.Config(create_app(world["cfg"], world["token_file"]), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
+    srv = uvicorn.Server(uvicorn.Config(create_app(cfg, token_file), host="127.0.0.1", port=port,
+                                        log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -59,20 +56,41 @@ def server(tmp_path_factory):
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start within 30 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", world
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def chromium_browser() -> Iterator[object]:
+    """Headless Chromium under Playwright; each launch has a fresh, empty profile of its own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app under uvicorn in a background thread; yields (base URL, world)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/system-deps.sh does)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    world = scored_world(tmp_path_factory)
+    with serving_app(world["cfg"], world["token_file"]) as base:
+        yield base, world
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # Playwright gives each launch a fresh, empty profile (user data dir) of its own.
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
