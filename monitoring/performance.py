@@ -35,7 +35,6 @@ from serving import sink
 from training.evaluate import classification_metrics, value_metrics
 
 CLASSIFIERS = ("churn", "response")
-SCORE_COLUMN = {"churn": "churn_risk", "response": "response_prob", "value": "predicted_value"}
 MIN_SEGMENT_ROWS = 50  # segments with fewer customers get no row of their own
 
 
@@ -81,7 +80,7 @@ class RunRef:
 
     @classmethod
     def of(cls, row: dict) -> RunRef:
-        versions = {m: str(row[f"{m}_version"]) for m in SCORE_COLUMN if not sink.is_null(row.get(f"{m}_version"))}
+        versions = {m: str(row[f"{m}_version"]) for m in sink.MODELS if not sink.is_null(row.get(f"{m}_version"))}
         kind = None if sink.is_null(row.get("campaign_kind")) else str(row["campaign_kind"])
         return cls(str(row["run_id"]), int(row["attempt"]), pd.Timestamp(row["as_of"]).date(), versions, kind)
 
@@ -206,7 +205,7 @@ def run_performance(wh: Warehouse, run: RunRef, horizon_days: int, end: date | N
     outcomes = customer_outcomes(wh, run, horizon_days)
     elapsed = horizon_end <= end
     for model in run.versions:
-        score = SCORE_COLUMN[model]
+        score = sink.SCORE_COLUMN[model]
         if model in CLASSIFIERS:
             rows += _by_segment(run, model, "estimated", None, outcomes, score, None)
         if model == "response":

@@ -28,8 +28,6 @@ from serving import sink
 from serving.current import latest_run
 from training.profile import PROFILE_FILE, Bins, shares
 
-MODELS = ("churn", "response", "value")
-SCORE_COLUMN = {"churn": "churn_risk", "response": "response_prob", "value": "predicted_value"}
 # Model inputs left out of feature drift: campaign_kind is the run's choice, not the
 # customers' data; the BTYD features are refitted by every run (and at every training
 # cutoff), so their values move with the fit even when the data does not (Gamma-Gamma's
@@ -270,7 +268,7 @@ def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None, horizon
     result = RunDrift(str(row["run_id"]), int(row["attempt"]), pd.Timestamp(row["as_of"]).date(), len(frame),
                       previous=previous_run(wh, row), imports=latest_imports(wh))
     attributions = _attributions(row)
-    for model in MODELS:
+    for model in sink.MODELS:
         version = row.get(f"{model}_version")
         if sink.is_null(version):
             result.models.append(ModelDrift(model, None, note="not scored in this run"))
@@ -283,7 +281,7 @@ def monitor_run(wh: Warehouse, run_id: str | None = None, profiles=None, horizon
             continue
         profile = aged({**profile, "features": {k: v for k, v in profile["features"].items() if k not in RUN_SETTINGS}},
                        result.as_of)
-        x = scores[SCORE_COLUMN[model]].to_numpy(dtype=float)
+        x = scores[sink.SCORE_COLUMN[model]].to_numpy(dtype=float)
         columns = [c for c in (settings.segment_columns or (profile.get("segments") or {})) if c not in RUN_SETTINGS]
         m = ModelDrift(model, version, feature_drift(frame, profile), prediction_drift(x, profile),
                        score_bins=_score_bins(x, profile),
